@@ -1,0 +1,1 @@
+"""Simulators that speak the same bytes as the hardware, for tests, demos and integrators."""

@@ -1,0 +1,135 @@
+"""`kiosk`: the one command-line entry point. Subcommands import only what they need, so
+`kiosk --help` and `kiosk config check` start fast and never load Kivy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from kiosk import __version__
+from kiosk.config import ConfigError, KioskConfig, load
+
+CONFIG_ENV = "KIOSK_CONFIG"
+
+
+def _config_path(arg: str | None) -> Path | None:
+    if arg:
+        return Path(arg)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    local = Path("kiosk.toml")
+    return local if local.is_file() else None
+
+
+def _load_config(args: argparse.Namespace) -> KioskConfig:
+    return load(_config_path(args.config))
+
+
+def _headless(args: argparse.Namespace) -> bool:
+    from screens.boot import has_display
+
+    return args.headless or not has_display()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from kiosk.runtime import build
+    from screens.run import run
+
+    runtime = build(_load_config(args))
+    script = None
+    if args.quit_after_first_frame:
+
+        async def script(pilot) -> None:  # the first frame is already on screen
+            print(json.dumps({"first_frame": True}), flush=True)
+
+    run(runtime, headless=_headless(args), script=script)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kiosk.runtime import build
+
+    config = _load_config(args)
+    headless = _headless(args)
+    if not headless:
+        from screens.run import run
+
+        print("kiosk demo: interactive on this display; close the window to stop.")
+        run(build(config), headless=False)
+        return 0
+    from screens.demo import OffsetClock, make_tour
+    from screens.run import run
+
+    out_dir = Path(args.out).resolve()
+    clock = OffsetClock()
+    shots: list[Path] = []
+    run(build(config, clock=clock), headless=True, script=make_tour(out_dir, clock, shots))
+    print(f"kiosk demo (no display): {len(shots)} screenshots in {out_dir}")
+    for path in shots:
+        print(f"  {path}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    path = Path(args.file) if args.file else _config_path(args.config)
+    config = load(path)
+    if args.action == "show":
+        print(json.dumps(config.model_dump(mode="json"), ensure_ascii=False, indent=2))
+    else:
+        print(f"{path or '<built-in defaults>'}: OK")
+    return 0
+
+
+def cmd_version(_args: argparse.Namespace) -> int:
+    print(__version__)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kiosk", description="Self-service government kiosk runtime (政务服务自助终端)."
+    )
+    p.add_argument("--config", help=f"config file (default: ${CONFIG_ENV}, else ./kiosk.toml)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the kiosk UI")
+    run.add_argument("--headless", action="store_true", help="render offscreen, no window")
+    run.add_argument(
+        "--quit-after-first-frame",
+        action="store_true",
+        help="exit once the attract screen is drawn (smoke check, start-up benchmark)",
+    )
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser(
+        "demo",
+        help="the kiosk on simulated hardware: interactive with a display, "
+        "otherwise a headless tour that writes screenshots",
+    )
+    demo.add_argument("--out", default="demo-out", help="screenshot folder (default: demo-out)")
+    demo.add_argument("--headless", action="store_true", help="tour even if a display exists")
+    demo.set_defaults(func=cmd_demo)
+
+    config = sub.add_parser("config", help="check or show the configuration")
+    config.add_argument("action", choices=("check", "show"))
+    config.add_argument("file", nargs="?", help="config file (default: as --config)")
+    config.set_defaults(func=cmd_config)
+
+    version = sub.add_parser("version", help="print the runtime version")
+    version.set_defaults(func=cmd_version)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"kiosk: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

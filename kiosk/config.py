@@ -1,0 +1,176 @@
+"""The kiosk's one configuration file (TOML), its defaults and its validation.
+
+Every key has a default that works on a laptop, so an empty file is a valid config.
+`load()` fails with `ConfigError` naming the file, the line, the key and what is wrong;
+`docs/config.md` documents every key, and `kiosk.example.toml` shows them all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PositiveSeconds = Annotated[float, Field(gt=0, le=86_400)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KioskSection(_Section):
+    id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")] = (
+        "demo-kiosk-001"
+    )
+    locale: Literal["zh_CN", "en"] = "zh_CN"
+    site_name: str = "演示网点 Demo site"
+
+
+class DisplaySection(_Section):
+    fullscreen: bool = False
+    width: Annotated[int, Field(ge=320, le=7680)] = 1280
+    height: Annotated[int, Field(ge=240, le=4320)] = 800
+    show_cursor: bool = True
+
+
+class SessionSection(_Section):
+    idle_timeout_s: PositiveSeconds = 60
+    warning_s: PositiveSeconds = 15
+    hard_cap_s: PositiveSeconds = 900
+    elderly_factor: Annotated[float, Field(ge=1, le=5)] = 2.0
+
+    @model_validator(mode="after")
+    def _cap_covers_idle(self) -> SessionSection:
+        if self.hard_cap_s <= self.idle_timeout_s + self.warning_s:
+            raise ValueError(
+                "hard_cap_s must be longer than idle_timeout_s + warning_s "
+                f"({self.hard_cap_s} <= {self.idle_timeout_s} + {self.warning_s})"
+            )
+        return self
+
+
+class LoggingSection(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+    file: str = ""
+
+
+class PrivacySection(_Section):
+    # Regular expressions for 苏服码 strings, masked in every log line. The default matches
+    # the sandbox platform's codes; a deployment adds its gateway's format.
+    code_patterns: list[str] = Field(default_factory=lambda: [r"SFM1[0-9A-Z]{20,120}"])
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> PrivacySection:
+        for pattern in self.code_patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"code_patterns: {pattern!r} is not a valid regex: {exc}")
+        return self
+
+
+class PathsSection(_Section):
+    data_dir: str = "var"
+
+
+class KioskConfig(_Section):
+    kiosk: KioskSection = KioskSection()
+    display: DisplaySection = DisplaySection()
+    session: SessionSection = SessionSection()
+    logging: LoggingSection = LoggingSection()
+    privacy: PrivacySection = PrivacySection()
+    paths: PathsSection = PathsSection()
+
+    # Where the file was read from; relative paths in it resolve against its folder.
+    source: Path | None = Field(default=None, exclude=True)
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative).expanduser()
+        if path.is_absolute() or self.source is None:
+            return path
+        return self.source.parent / path
+
+
+class ConfigError(Exception):
+    """Invalid configuration. `str()` is the message for ops: file, line, key, problem."""
+
+    def __init__(self, path: Path | None, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        where = str(path) if path else "<defaults>"
+        lines = [f"invalid configuration in {where}:"] + [f"  {p}" for p in problems]
+        super().__init__("\n".join(lines))
+
+
+def _line_of(text: str, section: str, key: str) -> int | None:
+    """1-based line where `key` is set inside `[section]`, or where the section starts."""
+    current = ""
+    section_line = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = re.match(r"^\[([^\[\]]+)\]", line)
+        if header:
+            current = header.group(1).strip()
+            if current == section:
+                section_line = number
+            continue
+        if current == section and re.match(rf"^{re.escape(key)}\s*=", line):
+            return number
+    return section_line
+
+
+def _describe(error: dict[str, Any], model: type[BaseModel], text: str, path: Path | None) -> str:
+    loc = [str(part) for part in error["loc"]]
+    section = loc[0] if loc else ""
+    key = loc[1] if len(loc) > 1 else ""
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        known: list[str] = []
+        if len(loc) == 1:
+            known = list(model.model_fields)
+            message = f"unknown section [{section}]"
+        else:
+            sub = model.model_fields.get(section)
+            if sub is not None and isinstance(sub.annotation, type):
+                known = list(sub.annotation.model_fields)
+            message = f"unknown key '{key}' in [{section}]"
+        guess = difflib.get_close_matches(loc[-1], known, n=1)
+        if guess:
+            message += f" (did you mean '{guess[0]}'?)"
+    elif "input" in error and error["type"] != "missing" and not isinstance(error["input"], dict):
+        message += f" (got {error['input']!r})"
+    name = ".".join(loc) if loc else "(file)"
+    line = _line_of(text, section, loc[-1]) if section else None
+    prefix = f"{path.name if path else ''}:{line}: " if line else ""
+    return f"{prefix}{name}: {message}"
+
+
+def parse(text: str, path: Path | None = None) -> KioskConfig:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
+    try:
+        config = KioskConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [_describe(e, KioskConfig, text, path) for e in exc.errors()]
+        raise ConfigError(path, problems) from None
+    return config.model_copy(update={"source": path.resolve() if path else None})
+
+
+def load(path: Path | None) -> KioskConfig:
+    """Read and validate a config file; `None` gives the built-in defaults."""
+    if path is None:
+        return KioskConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"cannot read: {exc}"]) from None
+    return parse(text, path)
