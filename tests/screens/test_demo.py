@@ -1,0 +1,69 @@
+"""`kiosk demo` and `kiosk run` as a user runs them: real processes, headless."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageStat
+
+KIOSK = Path(sys.executable).with_name("kiosk")
+HEADLESS_ENV = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+
+
+def test_headless_demo_writes_a_screenshot_of_every_screen(tmp_path):
+    out = tmp_path / "shots"
+    result = subprocess.run(
+        [KIOSK, "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=HEADLESS_ENV,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    listed = [Path(line.strip()) for line in result.stdout.splitlines() if line.strip().endswith(".png")]
+    names = [p.name for p in listed]
+    assert names == sorted(p.name for p in out.glob("*.png"))
+    for expected in ("attract-zh", "attract-zh-elderly", "attract-en", "identify-zh",
+                     "identify-countdown-zh", "attract-after-timeout", "out-of-service-zh"):
+        assert any(n[3:-4] == expected for n in names), expected
+    for path in listed:
+        image = Image.open(path)
+        assert image.size == (1280, 800)
+        # Not blank: a rendered screen has both dark text and light background.
+        extrema = ImageStat.Stat(image.convert("L")).extrema[0]
+        assert extrema[0] < 60 and extrema[1] > 200, path
+    # The zh and en attract screens differ where the text is (the language really switched).
+    zh, en = (Image.open(out / n).convert("L") for n in (names[0], names[2]))
+    assert zh.tobytes() != en.tobytes()
+    assert (tmp_path / "var").is_dir()  # the demo's state stayed in its own folder
+
+
+def test_run_headless_reports_its_first_frame_and_exits(tmp_path):
+    result = subprocess.run(
+        [KIOSK, "run", "--headless", "--quit-after-first-frame"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=HEADLESS_ENV,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"first_frame": True}
+
+
+def test_startup_benchmark_prints_json(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "bench/startup.py", "--runs", "1"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env=HEADLESS_ENV,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(figures) >= {"start_s", "rss_mb"}
+    assert figures["start_s"] > 0 and figures["rss_mb"] > 0
