@@ -18,6 +18,11 @@ wanted=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' .ci/debian-packages.txt | awk '
 if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
   wanted="$wanted python3-venv"
 fi
+# pyscard compiles a C extension: it needs a compiler and Python's headers.
+if ! "$PYTHON" -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null; then
+  wanted="$wanted python3-dev"
+fi
+command -v cc >/dev/null || wanted="$wanted gcc libc6-dev"
 missing=()
 for pkg in $wanted; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)

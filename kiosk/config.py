@@ -78,6 +78,62 @@ class PathsSection(_Section):
     data_dir: str = "var"
 
 
+class IdCardReaderSection(_Section):
+    enabled: bool = True
+    # Serial port of the SAM module, or "sim" for the built-in simulator on a pty.
+    port: str = "sim"
+    baudrate: Annotated[int, Field(ge=1200, le=921_600)] = 115_200
+    timeout_s: PositiveSeconds = 3.0
+    poll_interval_s: PositiveSeconds = 0.3  # how often to look for a card
+
+
+class SscReaderSection(_Section):
+    enabled: bool = True
+    # Part of the PC/SC reader name to use ("" = the first reader). "sim" = start the
+    # virtual card against vpcd (test and demo machines only; never on a real kiosk).
+    reader: str = "sim"
+    timeout_s: PositiveSeconds = 5.0
+
+
+class QrScannerSection(_Section):
+    enabled: bool = True
+    source: Literal["serial", "camera"] = "serial"
+    # Serial scanner module port, or "sim" for the simulator on a pty.
+    port: str = "sim"
+    baudrate: Annotated[int, Field(ge=1200, le=921_600)] = 9600
+    camera: str = "sim"  # camera device index/path, or "sim" for rendered frames
+    max_length: Annotated[int, Field(ge=16, le=4096)] = 1024
+    repeat_suppress_s: PositiveSeconds = 3.0  # the same code seen again within this is ignored
+
+
+class ReceiptPrinterSection(_Section):
+    enabled: bool = True
+    connection: Literal["network", "usb", "serial", "sim"] = "sim"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65_535)] = 9100
+    usb_vendor: Annotated[int, Field(ge=0, le=0xFFFF)] = 0x04B8
+    usb_product: Annotated[int, Field(ge=0, le=0xFFFF)] = 0x0E15
+    serial_port: str = ""
+    profile: str = "TM-T20II"  # python-escpos profile; 576-dot models print receipts as images
+    timeout_s: PositiveSeconds = 10.0
+
+
+class A4PrinterSection(_Section):
+    enabled: bool = True
+    # IPP printer URI (directly or a CUPS queue: ipp://host:631/printers/NAME), or "sim"
+    # for CUPS' ippeveprinter started locally.
+    uri: str = "sim"
+    timeout_s: PositiveSeconds = 60.0
+
+
+class DevicesSection(_Section):
+    id_card: IdCardReaderSection = IdCardReaderSection()
+    ssc: SscReaderSection = SscReaderSection()
+    qr: QrScannerSection = QrScannerSection()
+    receipt_printer: ReceiptPrinterSection = ReceiptPrinterSection()
+    a4_printer: A4PrinterSection = A4PrinterSection()
+
+
 class KioskConfig(_Section):
     kiosk: KioskSection = KioskSection()
     display: DisplaySection = DisplaySection()
@@ -85,6 +141,7 @@ class KioskConfig(_Section):
     logging: LoggingSection = LoggingSection()
     privacy: PrivacySection = PrivacySection()
     paths: PathsSection = PathsSection()
+    devices: DevicesSection = DevicesSection()
 
     # Where the file was read from; relative paths in it resolve against its folder.
     source: Path | None = Field(default=None, exclude=True)
@@ -107,45 +164,61 @@ class ConfigError(Exception):
         super().__init__("\n".join(lines))
 
 
-def _line_of(text: str, section: str, key: str) -> int | None:
-    """1-based line where `key` is set inside `[section]`, or where the section starts."""
+def _line_of(text: str, section: str, key: str | None) -> int | None:
+    """1-based line where `key` is set inside `[section]` (top level when `section` is ""),
+    or where the section starts."""
     current = ""
     section_line = None
+    table = f"{section}.{key}" if section and key else (key or section)
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         header = re.match(r"^\[([^\[\]]+)\]", line)
         if header:
             current = header.group(1).strip()
+            if key and (current == table or current.startswith(table + ".")):
+                return number  # the key is itself a table: [sesion], [devices.printer]
             if current == section:
                 section_line = number
             continue
-        if current == section and re.match(rf"^{re.escape(key)}\s*=", line):
+        if key and current == section and re.match(rf"^{re.escape(key)}\s*=", line):
             return number
     return section_line
 
 
+def _model_at(model: type[BaseModel], path: list[str]) -> type[BaseModel] | None:
+    """The section model at a dotted path (`["devices", "qr"]`), or None."""
+    for name in path:
+        field = model.model_fields.get(name)
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        ):
+            return None
+        model = field.annotation
+    return model
+
+
 def _describe(error: dict[str, Any], model: type[BaseModel], text: str, path: Path | None) -> str:
     loc = [str(part) for part in error["loc"]]
-    section = loc[0] if loc else ""
-    key = loc[1] if len(loc) > 1 else ""
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        known: list[str] = []
-        if len(loc) == 1:
-            known = list(model.model_fields)
-            message = f"unknown section [{section}]"
+        parent = loc[:-1]
+        if not parent or isinstance(error.get("input"), dict):
+            message = f"unknown section [{'.'.join(loc)}]"
         else:
-            sub = model.model_fields.get(section)
-            if sub is not None and isinstance(sub.annotation, type):
-                known = list(sub.annotation.model_fields)
-            message = f"unknown key '{key}' in [{section}]"
+            message = f"unknown key '{loc[-1]}' in [{'.'.join(parent)}]"
+        section_model = _model_at(model, parent)
+        known = list(section_model.model_fields) if section_model else []
         guess = difflib.get_close_matches(loc[-1], known, n=1)
         if guess:
             message += f" (did you mean '{guess[0]}'?)"
     elif "input" in error and error["type"] != "missing" and not isinstance(error["input"], dict):
         message += f" (got {error['input']!r})"
     name = ".".join(loc) if loc else "(file)"
-    line = _line_of(text, section, loc[-1]) if section else None
+    # A value error of a whole section has the section as its location.
+    if _model_at(model, loc) is not None:
+        line = _line_of(text, ".".join(loc), None)
+    else:
+        line = _line_of(text, ".".join(loc[:-1]), loc[-1]) if loc else None
     prefix = f"{path.name if path else ''}:{line}: " if line else ""
     return f"{prefix}{name}: {message}"
 

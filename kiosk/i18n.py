@@ -1,7 +1,8 @@
 """Translations of every user-visible string: zh_CN first, en second.
 
-Catalogues are TOML files in `kiosk/locales/` (one per locale, same keys, `{name}`
-placeholders). Item folders bring their own strings the same way. A missing key shows the
+Catalogues are TOML files, one per locale, same keys, `{name}` placeholders: the core's in
+`kiosk/locales/`, and each driver's beside its code in `drivers/<driver>/locales/` (item
+folders will do the same). They merge into one catalogue; a key defined twice is an error. A missing key shows the
 key itself rather than crashing a citizen's screen, and is logged once for the developer;
 `tests/kiosk/test_i18n.py` makes sure none is missing.
 """
@@ -17,7 +18,7 @@ from pathlib import Path
 
 LOCALES = ("zh_CN", "en")
 DEFAULT_LOCALE = "zh_CN"
-_DIR = Path(__file__).with_name("locales")
+_ROOT = Path(__file__).resolve().parent.parent  # the folder holding kiosk/, drivers/, ...
 _log = logging.getLogger(__name__)
 
 
@@ -39,11 +40,27 @@ def load_catalogue(path: Path) -> dict[str, str]:
         return _flatten(tomllib.load(f))
 
 
+def catalogue_dirs() -> list[Path]:
+    """Every folder holding translations: the core's first, then the drivers'."""
+    return [_ROOT / "kiosk" / "locales", *sorted((_ROOT / "drivers").glob("*/locales"))]
+
+
 @cache
 def catalogue(locale: str) -> dict[str, str]:
     if locale not in LOCALES:
         raise ValueError(f"unknown locale {locale!r}; known: {', '.join(LOCALES)}")
-    return load_catalogue(_DIR / f"{locale}.toml")
+    merged: dict[str, str] = {}
+    origin: dict[str, Path] = {}
+    for folder in catalogue_dirs():
+        path = folder / f"{locale}.toml"
+        if not path.is_file():
+            continue
+        for key, text in load_catalogue(path).items():
+            if key in merged:
+                raise ValueError(f"translation key {key} is defined in {origin[key]} and {path}")
+            merged[key] = text
+            origin[key] = path
+    return merged
 
 
 def placeholders(text: str) -> set[str]:

@@ -21,6 +21,12 @@ def test_placeholders_match_across_locales():
         assert i18n.placeholders(zh[key]) == i18n.placeholders(en[key]), key
 
 
+def test_every_catalogue_folder_has_every_locale():
+    for folder in i18n.catalogue_dirs():
+        for loc in i18n.LOCALES:
+            assert (folder / f"{loc}.toml").is_file(), f"{folder} lacks {loc}.toml"
+
+
 def test_no_empty_strings():
     for loc in i18n.LOCALES:
         assert all(text.strip() for text in i18n.catalogue(loc).values()), loc
