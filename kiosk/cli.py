@@ -84,6 +84,40 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from drivers.registry import DeviceSet
+
+    config = _load_config(args)
+
+    async def inspect() -> int:
+        async with DeviceSet(config.devices) as devices:
+            if args.action == "selftest":
+                results = await devices.selftest()
+                ok = all(r.ok for r in results) and not devices.failures
+                report = {
+                    "ok": ok,
+                    "devices": [r.to_json() for r in results],
+                    "not_created": devices.failures,
+                }
+                print(json.dumps(report, ensure_ascii=False, indent=2))
+                return 0 if ok else 1
+            for status in devices.statuses():
+                supplies = ", ".join(f"{k}={v}" for k, v in status.supplies.items()) or "-"
+                error = status.last_error
+                problem = f"{error.code} (action: {error.action})" if error else "-"
+                print(
+                    f"{status.name:16} {status.device_class:16} {status.lifecycle:8} "
+                    f"{status.state:15} {supplies:24} {problem}"
+                )
+            for name, reason in devices.failures.items():
+                print(f"{name:16} not created: {reason}")
+            return 0
+
+    return asyncio.run(inspect())
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(__version__)
     return 0
@@ -118,6 +152,12 @@ def parser() -> argparse.ArgumentParser:
     config.add_argument("action", choices=("check", "show"))
     config.add_argument("file", nargs="?", help="config file (default: as --config)")
     config.set_defaults(func=cmd_config)
+
+    devices = sub.add_parser(
+        "devices", help="list the configured devices with their status, or self-test them"
+    )
+    devices.add_argument("action", nargs="?", choices=("list", "selftest"), default="list")
+    devices.set_defaults(func=cmd_devices)
 
     version = sub.add_parser("version", help="print the runtime version")
     version.set_defaults(func=cmd_version)

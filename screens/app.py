@@ -20,7 +20,7 @@ from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from kiosk.runtime import Runtime
-from kiosk.session import State, Transition
+from kiosk.session import CITIZEN_STATES, EndReason, State, Transition
 from screens import theme
 from screens import widgets  # noqa: F401  (registers the widget classes used in kv)
 from screens.screens import KV_FILES, SCREENS, KioskScreen, ScreenFrame  # noqa: F401
@@ -97,8 +97,6 @@ class KioskApp(App):
             self.machine.start()
 
     def end_session(self) -> None:
-        from kiosk.session import CITIZEN_STATES, EndReason
-
         if self.machine.state in CITIZEN_STATES:
             self.machine.end(EndReason.CANCELLED)
 
