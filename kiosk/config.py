@@ -114,6 +114,9 @@ class ReceiptPrinterSection(_Section):
     usb_vendor: Annotated[int, Field(ge=0, le=0xFFFF)] = 0x04B8
     usb_product: Annotated[int, Field(ge=0, le=0xFFFF)] = 0x0E15
     serial_port: str = ""
+    # Receipts are ~70 kB raster images: at 9600 baud one takes over a minute, so serial
+    # printers should be set to (and configured here with) 115200.
+    serial_baudrate: Annotated[int, Field(ge=1200, le=921_600)] = 115_200
     profile: str = "TM-T20II"  # python-escpos profile; 576-dot models print receipts as images
     timeout_s: PositiveSeconds = 10.0
 

@@ -264,8 +264,8 @@ class _SerialLink(_LinkBase):
                 kind=ErrorKind.SOFTWARE,
                 action=OperatorAction.CONFIGURATION,
             )
-        self.printer = Serial(section.serial_port, timeout=section.timeout_s,
-                              profile=section.profile)
+        self.printer = Serial(section.serial_port, baudrate=section.serial_baudrate,
+                              timeout=section.timeout_s, profile=section.profile)
         self.where = section.serial_port
         self._port: Any = None
 

@@ -14,6 +14,7 @@ import zxingcpp
 from PIL import Image, ImageChops
 
 from drivers.base import (
+    DeviceFailure,
     DeviceState,
     ErrorKind,
     Lifecycle,
@@ -377,3 +378,15 @@ async def test_missing_serial_port_is_no_device():
         await device.open()
     assert device.status.state is DeviceState.NO_DEVICE
     assert device.status.lifecycle is Lifecycle.CLOSED
+
+
+@pytest.mark.asyncio
+async def test_usb_printer_that_is_not_plugged_in_reports_no_device():
+    async with contextlib.AsyncExitStack() as stack:
+        # Vendor/product ids that no machine here has: pyusb and libusb run for real.
+        section = ReceiptPrinterSection(connection="usb", usb_vendor=0xFFFE, usb_product=0xFFFD)
+        printer = await create(section, stack=stack)
+        with pytest.raises(DeviceFailure) as info:
+            await printer.start()
+        assert info.value.code == "printer.unreachable"
+        assert printer.status.state is DeviceState.NO_DEVICE
