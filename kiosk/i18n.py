@@ -1,8 +1,8 @@
 """Translations of every user-visible string: zh_CN first, en second.
 
 Catalogues are TOML files, one per locale, same keys, `{name}` placeholders: the core's in
-`kiosk/locales/`, and each driver's beside its code in `drivers/<driver>/locales/` (item
-folders will do the same). They merge into one catalogue; a key defined twice is an error. A missing key shows the
+`kiosk/locales/`, the item SDK's in `kiosk/items/locales/`, each driver's beside its code
+in `drivers/<driver>/locales/`, and each item folder's in `screens/items/<id>/locales/`. They merge into one catalogue; a key defined twice is an error. A missing key shows the
 key itself rather than crashing a citizen's screen, and is logged once for the developer;
 `tests/kiosk/test_i18n.py` makes sure none is missing.
 """
@@ -41,8 +41,14 @@ def load_catalogue(path: Path) -> dict[str, str]:
 
 
 def catalogue_dirs() -> list[Path]:
-    """Every folder holding translations: the core's first, then the drivers'."""
-    return [_ROOT / "kiosk" / "locales", *sorted((_ROOT / "drivers").glob("*/locales"))]
+    """Every folder holding translations: the core's first, then the item SDK's, the
+    drivers' and the item folders' (each item's keys live under `items.<item_id>.`)."""
+    return [
+        _ROOT / "kiosk" / "locales",
+        _ROOT / "kiosk" / "items" / "locales",
+        *sorted((_ROOT / "drivers").glob("*/locales")),
+        *sorted((_ROOT / "screens" / "items").glob("*/locales")),
+    ]
 
 
 @cache
