@@ -6,9 +6,11 @@ lifecycle `closed → open → claimed → enabled`; a `state`; `supplies` by na
 can, e.g. reload paper; `maintenance`: send an engineer); `info`; and events
 `status_changed` (the delta only), `error` and `threshold` (a supply crossed low/out).
 
-Blocking I/O (pyscard, pyserial, USB) runs in a thread executor through `Device._call`,
-which applies the command timeout and turns a timeout or cancellation into the driver's
-`_abort()` so the blocking call is interrupted rather than left running.
+Blocking I/O (pyscard, pyserial, USB) runs on the device's own daemon threads
+(`drivers/executor.py`) through `Device._call`, which applies the command timeout and turns a
+timeout or cancellation into the driver's `_abort()` so the blocking call is interrupted
+rather than left running; a call that cannot be interrupted is left behind without blocking
+other devices or the process's exit.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
+
+from drivers.executor import DeviceExecutor, ExecutorSaturated
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -224,7 +228,7 @@ class Device:
     ) -> None:
         self.name = name
         self.command_timeout = command_timeout
-        self._executor = executor
+        self._executor: Executor = executor or DeviceExecutor(name)
         self._status = DeviceStatus(self.device_class, name)
         self._listeners: list[Listener] = []
         self._command_lock = asyncio.Lock()
@@ -328,6 +332,9 @@ class Device:
         except DeviceFailure as failure:
             _log.warning("device %s: close failed: %s", self.name, failure)
         self._update(lifecycle=Lifecycle.CLOSED, state=DeviceState.OFFLINE)
+        if isinstance(self._executor, DeviceExecutor):
+            self._executor.shutdown(wait=False)
+            self._executor = DeviceExecutor(self.name)  # a closed device may be reopened
 
     async def selftest(self) -> SelfTestResult:
         started = time.perf_counter()
@@ -383,7 +390,17 @@ class Device:
         limit = self.command_timeout if timeout is None else timeout
         loop = asyncio.get_running_loop()
         async with self._command_lock:
-            future = loop.run_in_executor(self._executor, functools.partial(fn, *args))
+            try:
+                future = loop.run_in_executor(self._executor, functools.partial(fn, *args))
+            except ExecutorSaturated as exc:
+                raise self._fail(
+                    DeviceFailure(
+                        str(exc),
+                        code="driver_stuck",
+                        kind=ErrorKind.SOFTWARE,
+                        action=OperatorAction.RESET,
+                    )
+                ) from None
             try:
                 return await asyncio.wait_for(asyncio.shield(future), limit)
             except TimeoutError:

@@ -151,3 +151,40 @@ async def test_a_broken_listener_does_not_break_the_device(printer):
     printer.subscribe(broken)
     await printer.start()
     assert printer.status.lifecycle is Lifecycle.ENABLED
+
+
+@pytest.mark.asyncio
+async def test_a_call_stuck_in_the_library_neither_blocks_the_device_nor_exit():
+    release = threading.Event()
+
+    class Wedged(FakePrinter):
+        def _abort(self):  # this library offers no way to interrupt the call
+            pass
+
+    printer = Wedged(command_timeout=0.1)
+    await printer.start()
+    for _ in range(4):  # each timed-out call leaves one stuck daemon thread behind
+        with pytest.raises(DeviceTimeout):
+            await printer._call(release.wait)
+    # Past the per-device cap the device reports itself wedged instead of leaking threads.
+    with pytest.raises(DeviceFailure) as info:
+        await printer._call(release.wait)
+    assert info.value.code == "driver_stuck"
+    assert printer.status.last_error.code == "driver_stuck"
+    stuck = [t for t in threading.enumerate() if t.name == "receipt-io"]
+    assert stuck and all(t.daemon for t in stuck)  # they cannot hang the process's exit
+    await printer.close()
+    release.set()
+
+
+@pytest.mark.asyncio
+async def test_devices_do_not_share_worker_threads():
+    a, b = FakePrinter(command_timeout=1), FakePrinter(command_timeout=1)
+    await a.start()
+    await b.start()
+    names = await asyncio.gather(
+        a._call(lambda: threading.current_thread().name),
+        b._call(lambda: threading.current_thread().name),
+    )
+    assert names == ["receipt-io", "receipt-io"]
+    assert a._executor is not b._executor
