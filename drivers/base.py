@@ -209,6 +209,12 @@ class SelfTestResult:
 
 
 Listener = Callable[[DeviceEvent], None]
+
+
+def _consume(future: asyncio.Future) -> None:
+    """Retrieve an abandoned call's outcome so asyncio does not report it as lost."""
+    if not future.cancelled():
+        future.exception()
 _THRESHOLD_LEVELS = (SupplyLevel.LOW, SupplyLevel.OUT, SupplyLevel.JAMMED)
 
 
@@ -404,11 +410,13 @@ class Device:
             try:
                 return await asyncio.wait_for(asyncio.shield(future), limit)
             except TimeoutError:
+                future.add_done_callback(_consume)  # abandoned: it may still fail later
                 self._abort()
                 raise self._fail(
                     DeviceTimeout(f"no answer within {limit}s", code="timeout"),
                     DeviceState.OFFLINE,
                 ) from None
             except asyncio.CancelledError:
+                future.add_done_callback(_consume)
                 self._abort()
                 raise
