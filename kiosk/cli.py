@@ -159,9 +159,11 @@ def parser() -> argparse.ArgumentParser:
     devices.add_argument("action", nargs="?", choices=("list", "selftest"), default="list")
     devices.set_defaults(func=cmd_devices)
 
+    from kiosk import headless
     from kiosk.items import cli as items_cli
 
     items_cli.add_parser(sub)
+    headless.add_parser(sub)
 
     version = sub.add_parser("version", help="print the runtime version")
     version.set_defaults(func=cmd_version)

@@ -78,6 +78,28 @@ class PathsSection(_Section):
     data_dir: str = "var"
 
 
+class PlatformSection(_Section):
+    # Base URL of the integrated platform's gateway, or "sim": the kiosk starts the sandbox
+    # platform in-process on a free loopback port (laptops, demos, tests).
+    url: str = "sim"
+    # The device credential until enrolment issues one (client-credentials grant).
+    client_secret: str = "sandbox-secret"
+    timeout_s: PositiveSeconds = 10.0
+
+    @model_validator(mode="after")
+    def _url_is_http(self) -> PlatformSection:
+        if self.url != "sim" and not re.match(r"^https?://[^/\s]+", self.url):
+            raise ValueError(f"url must be http(s)://host[:port][/path] or \"sim\" (got {self.url!r})")
+        return self
+
+
+class OutboxSection(_Section):
+    # How long the citizen waits for the case number before the receipt says "queued"
+    # with a local reference (the submission is already durable by then).
+    send_now_timeout_s: PositiveSeconds = 3.0
+    max_mb: Annotated[int, Field(ge=1, le=16_384)] = 256  # cap on the outbox database
+
+
 class IdCardReaderSection(_Section):
     enabled: bool = True
     # Serial port of the SAM module, or "sim" for the built-in simulator on a pty.
@@ -144,6 +166,8 @@ class KioskConfig(_Section):
     logging: LoggingSection = LoggingSection()
     privacy: PrivacySection = PrivacySection()
     paths: PathsSection = PathsSection()
+    platform: PlatformSection = PlatformSection()
+    outbox: OutboxSection = OutboxSection()
     devices: DevicesSection = DevicesSection()
 
     # Where the file was read from; relative paths in it resolve against its folder.

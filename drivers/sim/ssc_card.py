@@ -328,6 +328,12 @@ class VirtualSscCard:
         self.stop()
 
     # -- the citizen's hand -------------------------------------------------------------------
+    def set_holder(self, holder: TestCitizen) -> None:
+        """Another citizen's card (take the current one out first)."""
+        if self._inserted.is_set():
+            raise RuntimeError("remove the card before changing its holder")
+        self.model = SscCardModel(holder, exact_le=self.model.exact_le, atr=self.model.atr)
+
     def insert(self) -> None:
         self.pulled.clear()
         self._inserted.set()

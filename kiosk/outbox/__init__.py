@@ -3,7 +3,7 @@
 
 from kiosk.outbox.crypto import RecordUnreadable, UnserializableFields
 from kiosk.outbox.keystore import Keystore, KeystoreError, UnknownKey
-from kiosk.outbox.sender import OutboxSender, backoff_delay
+from kiosk.outbox.sender import OutboxSender, SubmissionRefused, backoff_delay
 from kiosk.outbox.store import (
     Claim,
     Outbox,
@@ -25,6 +25,7 @@ __all__ = [
     "OutboxUnavailable",
     "RecordUnreadable",
     "RotationResult",
+    "SubmissionRefused",
     "SubmissionState",
     "UnknownKey",
     "UnserializableFields",

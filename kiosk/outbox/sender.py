@@ -36,7 +36,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
-from kiosk.outbox.store import Outbox, OutboxError
+from kiosk.outbox.store import Outbox, OutboxError, SubmissionState
 from kiosk.platform.api import CaseState, PlatformError, SubmissionReceipt
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,16 @@ def backoff_delay(
     exponent = min(max(attempts, 1) - 1, 62)  # 2**62 s is beyond any max_delay: no overflow
     ceiling = min(max_delay, base_delay * (2.0**exponent))
     return ceiling * (1.0 - jitter * rand())
+
+
+class SubmissionRefused(PlatformError):
+    """The platform refused a submission for good (the record is failed_permanently);
+    `message_key` is the platform error's, for the citizen."""
+
+    def __init__(self, message_key: str) -> None:
+        super().__init__(f"submission refused ({message_key})")
+        if message_key.startswith("platform."):
+            self.message_key = message_key
 
 
 class OutboxSender:
@@ -107,13 +117,20 @@ class OutboxSender:
     async def send_now(self, local_ref: str, timeout: float) -> SubmissionReceipt | None:
         """Try this record at once (right after put(), so an online kiosk can print the case
         number). Returns the receipt, or None if it is not sent within `timeout` — the attempt
-        then carries on in the background and the receipt lands in the outbox later."""
+        then carries on in the background and the receipt lands in the outbox later.
+        Raises `SubmissionRefused` when the platform refused it for good: the citizen must
+        not be told "queued" for something that will never be sent."""
         try:
             existing = await self._outbox.receipt(local_ref)
             if existing is not None:
                 return existing
             attempt = self._attempt(local_ref)
-            return await asyncio.wait_for(asyncio.shield(attempt), timeout)
+            receipt = await asyncio.wait_for(asyncio.shield(attempt), timeout)
+            if receipt is None:
+                record = await self._outbox.record(local_ref)
+                if record is not None and record.state is SubmissionState.FAILED_PERMANENTLY:
+                    raise SubmissionRefused(record.last_error or "platform.rejected")
+            return receipt
         except TimeoutError:
             return None
         except OutboxError as exc:

@@ -106,20 +106,28 @@ def case_number(day: dt.date, serial: int) -> str:
 
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-FLEXIBLE_BASES = ("60", "80", "100", "150", "200", "300")  # % of the average wage
+FLEXIBLE_BASES = (60, 80, 100, 150, 200, 300)  # % of the provincial average wage
+_INSURANCE = ({"pension"}, {"pension", "medical"})
 
 
 def field_problems(item_id: str, fields: Mapping[str, Any]) -> list[str]:
-    """What the sandbox refuses in an application's fields (names the field, never the value)."""
+    """What the sandbox refuses in an application's fields (names the field, never the value).
+    The shape is what the item's build_application hook submits
+    (screens/items/flexible_employment_enrol/hooks.py)."""
     if item_id != "flexible_employment_enrol":
         return []
     problems = []
     if not _MONTH.match(str(fields.get("start_month", ""))):
         problems.append("start_month: YYYY-MM required")
-    if str(fields.get("contribution_base", "")) not in FLEXIBLE_BASES:
-        problems.append(f"contribution_base: one of {', '.join(FLEXIBLE_BASES)}")
+    if fields.get("contribution_base_percent") not in FLEXIBLE_BASES:
+        problems.append(
+            "contribution_base_percent: one of " + ", ".join(map(str, FLEXIBLE_BASES))
+        )
+    if fields.get("contribution_base_rule") != "provincial_average_wage":
+        problems.append("contribution_base_rule: provincial_average_wage")
+    insurance = fields.get("insurance")
+    if not isinstance(insurance, list) or set(insurance) not in _INSURANCE:
+        problems.append("insurance: [pension] or [pension, medical]")
     if not _PHONE.match(str(fields.get("phone", ""))):
         problems.append("phone: an 11-digit mobile number required")
-    if not isinstance(fields.get("medical", False), bool):
-        problems.append("medical: true or false")
     return problems

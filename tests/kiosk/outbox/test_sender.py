@@ -371,3 +371,18 @@ async def test_a_record_stuck_sending_after_a_crash_is_resent_with_its_key(tmp_p
 
 async def _sending(outbox: Outbox, ref: str) -> bool:
     return (await outbox.record(ref)).state is SubmissionState.SENDING
+
+
+@pytest.mark.asyncio
+async def test_send_now_says_so_when_the_platform_refuses_for_good(outbox):
+    from kiosk.outbox import SubmissionRefused
+    from kiosk.platform.api import Rejected
+
+    fake = FakeTime()
+    platform = FakePlatform(fake.clock, failures=[Rejected()])
+    sender = OutboxSender(outbox, platform.submit, clock=fake.clock, sleep=fake.sleep)
+    record = await outbox.put(make_application())
+    with pytest.raises(SubmissionRefused) as info:
+        await sender.send_now(record.local_ref, timeout=1)
+    assert info.value.message_key == "platform.rejected" and not info.value.retryable
+    assert (await outbox.record(record.local_ref)).state is SubmissionState.FAILED_PERMANENTLY

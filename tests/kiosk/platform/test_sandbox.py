@@ -49,8 +49,9 @@ def _application(identity: Identity, **changes) -> Application:
         item_id="flexible_employment_enrol",
         item_code=FLEXIBLE,
         applicant=identity,
-        fields={"start_month": "2026-12", "contribution_base": "60", "medical": True,
-                "phone": "13775106624"},
+        fields={"start_month": "2026-12", "insurance": ["pension", "medical"],
+                "contribution_base_percent": 60,
+                "contribution_base_rule": "provincial_average_wage", "phone": "13775106624"},
         commitment_accepted=True,
         created_at=1_780_000_000.0,
     )
