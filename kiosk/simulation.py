@@ -103,6 +103,13 @@ async def identify_citizen(
         reader = devices["ssc"]
         sim_card = reader.sim_card
         await asyncio.to_thread(sim_card.remove)
+        # pcscd polls the slot every 400 ms: until it has seen the old card leave, the
+        # reader would still report "present" and read half a swap.
+        deadline = asyncio.get_running_loop().time() + timeout
+        while await reader.card_present():
+            if asyncio.get_running_loop().time() > deadline:
+                raise SimulationError("the previous card never left the reader")
+            await asyncio.sleep(0.05)
         sim_card.set_holder(ssc_card_of(c))
         sim_card.insert()
         try:

@@ -715,4 +715,7 @@ async def create(
         await simulator.start()
         stack.push_async_callback(simulator.stop)
         uri = simulator.uri
+        printer = A4Printer(name, uri=uri, timeout_s=section.timeout_s)
+        printer.simulator = simulator  # the peer, for the demo and tests to inspect
+        return printer
     return A4Printer(name, uri=uri, timeout_s=section.timeout_s)

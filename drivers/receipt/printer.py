@@ -645,6 +645,6 @@ async def create(
             update={"connection": "network", "host": sim.host, "port": sim.port}
         )
     printer = ReceiptPrinter(section, name=name)
-    printer.sim = sim
+    printer.sim = printer.simulator = sim  # `simulator`, as the other drivers call it
     stack.push_async_callback(printer.close)
     return printer
