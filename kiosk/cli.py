@@ -118,6 +118,18 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return asyncio.run(inspect())
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from kiosk.platform.sandbox.__main__ import main as sandbox_main
+    from kiosk.runtime import build
+
+    build(_load_config(args))  # the kiosk's redacting log handlers, not a bare basicConfig
+    argv = ["--host", args.host, "--port", str(args.port), "--data", args.data,
+            "--client-secret", args.client_secret, "--submit-delay", str(args.submit_delay)]
+    if args.public_url:
+        argv += ["--public-url", args.public_url]
+    return sandbox_main(argv)
+
+
 def cmd_version(_args: argparse.Namespace) -> int:
     print(__version__)
     return 0
@@ -161,9 +173,23 @@ def parser() -> argparse.ArgumentParser:
 
     from kiosk import headless
     from kiosk.items import cli as items_cli
+    from kiosk.outbox import cli as outbox_cli
 
     items_cli.add_parser(sub)
     headless.add_parser(sub)
+    outbox_cli.add_parser(sub)
+
+    sandbox = sub.add_parser(
+        "sandbox", help="serve the sandbox platform (test citizens, 苏服码, e-certificates, cases)"
+    )
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8085)
+    sandbox.add_argument("--data", default="var/sandbox", help="database and keys")
+    sandbox.add_argument("--public-url", default=None, help="base URL printed in certificate QRs")
+    sandbox.add_argument("--client-secret", default="sandbox-secret")
+    sandbox.add_argument("--submit-delay", type=float, default=0.0,
+                         help="seconds before answering a new application (a slow gateway)")
+    sandbox.set_defaults(func=cmd_sandbox)
 
     version = sub.add_parser("version", help="print the runtime version")
     version.set_defaults(func=cmd_version)

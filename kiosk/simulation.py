@@ -76,9 +76,8 @@ def ssc_card_of(c: SeedCitizen) -> TestCitizen:
 
 async def fresh_code(services: Services, citizen_id: str) -> str:
     """What the citizen's phone shows now (the sandbox's phone page asks the same)."""
-    if services.sandbox is None:
-        raise SimulationError("codes come from the sandbox: set [platform] url = \"sim\"")
-    url = f"{services.sandbox.url}/sandbox/citizens/{citizen_id}/code"
+    base = services.sandbox.url if services.sandbox else services.config.platform.url
+    url = f"{base.rstrip('/')}/sandbox/citizens/{citizen_id}/code"  # only a sandbox has it
     async with aiohttp.ClientSession() as session, session.post(url) as answer:
         if answer.status != 200:
             raise SimulationError(f"sandbox refused a code for {citizen_id}: HTTP {answer.status}")

@@ -22,6 +22,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="base URL printed in certificate QR codes (default: request origin)")
     parser.add_argument("--client-secret", default="sandbox-secret",
                         help="the client secret every device uses (default sandbox-secret)")
+    parser.add_argument("--submit-delay", type=float, default=0.0,
+                        help="seconds to wait before answering a new application (slow gateway)")
     return parser.parse_args(argv)
 
 
@@ -36,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"sandbox platform on http://{args.host}:{args.port}/sandbox/ (data in {data})",
           flush=True)
     run(args.host, args.port, data / "sandbox.sqlite3", data_dir=data,
-        public_url=args.public_url, client_secret=args.client_secret)
+        public_url=args.public_url, client_secret=args.client_secret,
+        submit_delay_s=args.submit_delay)
     return 0
 
 

@@ -118,6 +118,10 @@ class SandboxSettings:
     authorization_ttl_s: int = 900
     case_schedule: case_rules.CaseSchedule = field(default_factory=case_rules.CaseSchedule)
     font_path: Path = DEFAULT_FONT
+    # Seconds the sandbox waits, after storing a new case, before answering: a slow gateway,
+    # for demos of "queued" receipts and for crash tests (the case exists, the kiosk has
+    # not heard of it yet).
+    submit_delay_s: float = 0.0
 
     @property
     def database(self) -> Path:
@@ -496,6 +500,8 @@ async def submit_application(request: web.Request) -> web.Response:
     assert case is not None
     logger.info("application %s: case %s, citizen %s, device %s",
                 "received" if created else "repeated", number, citizen.citizen_id, device)
+    if created and request.app[SETTINGS].submit_delay_s:
+        await asyncio.sleep(request.app[SETTINGS].submit_delay_s)
     return _json(_case_answer(case), 201 if created else 200)
 
 
@@ -716,6 +722,7 @@ def run(
     data_dir: Path | None = None,
     public_url: str | None = None,
     client_secret: str = "sandbox-secret",
+    submit_delay_s: float = 0.0,
 ) -> None:
     """Serve the sandbox until interrupted. Keys live beside the database unless
     `data_dir` says otherwise."""
@@ -724,6 +731,7 @@ def run(
         db_path=db_path,
         public_url=public_url,
         client_secret=client_secret,
+        submit_delay_s=submit_delay_s,
     )
     web.run_app(create_app(settings), host=host, port=port, shutdown_timeout=5.0,
                 print=lambda text: logger.info("%s", text.strip()))
