@@ -52,18 +52,3 @@ def test_run_headless_reports_its_first_frame_and_exits(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"first_frame": True}
-
-
-def test_startup_benchmark_prints_json(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "bench/startup.py", "--runs", "1"],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-        env=HEADLESS_ENV,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(figures) >= {"start_s", "rss_mb"}
-    assert figures["start_s"] > 0 and figures["rss_mb"] > 0
