@@ -64,12 +64,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from screens.demo import OffsetClock, make_tour
     from screens.run import run
 
+    import asyncio
+
+    from kiosk.demo import run_journeys
+
     out_dir = Path(args.out).resolve()
     clock = OffsetClock()
     shots: list[Path] = []
     run(build(config, clock=clock), headless=True, script=make_tour(out_dir, clock, shots))
     print(f"kiosk demo (no display): {len(shots)} screenshots in {out_dir}")
     for path in shots:
+        print(f"  {path}")
+    print("whole journeys on the simulated devices and the sandbox platform:")
+    outputs = asyncio.run(run_journeys(config, out_dir))
+    for path in outputs:
         print(f"  {path}")
     return 0
 

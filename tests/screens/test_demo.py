@@ -23,9 +23,10 @@ def test_headless_demo_writes_a_screenshot_of_every_screen(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    listed = [Path(line.strip()) for line in result.stdout.splitlines() if line.strip().endswith(".png")]
+    listed = [Path(line.strip()) for line in result.stdout.splitlines()
+              if line.strip().endswith(".png") and not Path(line.strip()).name.startswith("journey-")]
     names = [p.name for p in listed]
-    assert names == sorted(p.name for p in out.glob("*.png"))
+    assert names == sorted(p.name for p in out.glob("[0-9]*.png"))
     for expected in ("attract-zh", "attract-zh-elderly", "attract-en", "identify-zh",
                      "identify-countdown-zh", "attract-after-timeout", "out-of-service-zh"):
         assert any(n[3:-4] == expected for n in names), expected
@@ -39,6 +40,15 @@ def test_headless_demo_writes_a_screenshot_of_every_screen(tmp_path):
     zh, en = (Image.open(out / n).convert("L") for n in (names[0], names[2]))
     assert zh.tobytes() != en.tobytes()
     assert (tmp_path / "var").is_dir()  # the demo's state stayed in its own folder
+
+    # The system part: whole journeys on the simulated devices and the sandbox.
+    reports = json.loads((out / "journeys.json").read_text(encoding="utf-8"))
+    assert [r["outcome"] for r in reports] == ["printed", "submitted", "answered", "printed"]
+    assert all(r["ok"] for r in reports)
+    pdfs = sorted(out.glob("journey-*-a4-*.pdf"))
+    assert len(pdfs) == 2 and all(p.read_bytes().startswith(b"%PDF") for p in pdfs)
+    (receipt,) = out.glob("journey-2-*-receipt-1.png")
+    assert Image.open(receipt).size[0] == 576  # an 80 mm receipt, decoded from ESC/POS
 
 
 def test_run_headless_reports_its_first_frame_and_exits(tmp_path):
