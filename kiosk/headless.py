@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import datetime as dt
 import json
 import sys
@@ -18,26 +17,23 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from kiosk.config import KioskConfig
 from kiosk.i18n import Translator
 from kiosk.items.examples import NoExample, example_answers
+from kiosk.items.registry import ItemRegistry, UnknownItem
 from kiosk.journey import JourneyFailure, JourneyReport
 from kiosk.platform.api import PlatformError, RatingLevel
 from kiosk.services import Services, open_services
 from kiosk.simulation import IDENTIFYING_DEVICE, VIAS, SimulationError, citizen, identify_citizen
 
-DEVICE_KEY = {"a4_printer": "a4_printer", "receipt_printer": "receipt_printer"}
+OUTPUT_DEVICES = {"a4_printer", "receipt_printer"}  # DeviceClass values = [devices.*] keys
 
 
-def devices_for(services_config: KioskConfig, item, via: str | None) -> set[str]:
-    """Only what this journey touches: the identifying device and the item's outputs."""
-    wanted = {str(d) for d in item.manifest.devices}
-    if "receipt" in [str(o) for o in item.manifest.outputs] or item.manifest.kind == "submit":
-        wanted.add("receipt_printer")
-    keys = {DEVICE_KEY[d] for d in wanted if d in DEVICE_KEY}
-    if via is not None:
-        keys.add(IDENTIFYING_DEVICE[via])
-    return keys
+def devices_for(item, via: str) -> set[str]:
+    """Only what this journey touches: the identifying device and the item's printers."""
+    keys = {str(d) for d in item.manifest.devices} & OUTPUT_DEVICES
+    if item.manifest.kind == "submit" or "receipt" in {str(o) for o in item.manifest.outputs}:
+        keys.add("receipt_printer")  # the receipt with the case number
+    return keys | {IDENTIFYING_DEVICE[via]}
 
 
 async def journey(
@@ -145,23 +141,25 @@ def cmd_journey(args: argparse.Namespace) -> int:
 
     config = _load_config(args)
     runtime = build(config)  # logging with redaction, as on a kiosk
-    answers = json.loads(args.answers) if args.answers else None
+    try:
+        answers = json.loads(args.answers) if args.answers else None
+    except ValueError as exc:
+        print(f"kiosk journey: --answers is not a JSON object: {exc}", file=sys.stderr)
+        return 2
+    try:
+        item = ItemRegistry.load().get(args.item)
+    except UnknownItem:
+        print(f"kiosk journey: no item {args.item!r} (see: kiosk items list)", file=sys.stderr)
+        return 2
 
     async def go() -> JourneyReport:
-        from kiosk.items.registry import ItemRegistry
-
-        item = ItemRegistry.load().get(args.item)
-        via = None if (not item.manifest.identity.required and args.via is None) else args.via
         started = time.perf_counter()
-        async with open_services(config, devices=devices_for(config, item, via)) as services:
+        async with open_services(config, devices=devices_for(item, args.via)) as services:
             services.redactor = runtime.redactor
             report = await journey(
-                services, args.item, args.citizen, via,
+                services, item.id, args.citizen, args.via,
                 answers=answers, rating=RatingLevel(args.rating),
             )
-            # Give the sender a moment to deliver what is still queued before we stop.
-            if report.local_ref and not report.case_number:
-                await services.sender.send_now(report.local_ref, config.outbox.send_now_timeout_s)
         print(f"(services up and down in {time.perf_counter() - started:.2f} s)", file=sys.stderr)
         return report
 
