@@ -12,10 +12,7 @@ from kiosk.identity.model import IdentitySource
 from kiosk.items.hooks import FieldError, ScreenResult
 from kiosk.items.loader import load_item
 from kiosk.items.registry import ItemRegistry
-from kiosk.journey import FailureKind, JourneyLimits, Outcome, OutboxQueue
-from kiosk.platform.api import CertificateType, PlatformProtocolError, PlatformUnavailable, RatingLevel, Rejected
-from kiosk.session import EndReason, State
-from tests.kiosk.items.fakes import (
+from kiosk.items.testing import (
     MINIMAL_TOML,
     YOUNG_ID_NUMBER,
     Kit,
@@ -24,6 +21,9 @@ from tests.kiosk.items.fakes import (
     citizen,
     write_item,
 )
+from kiosk.journey import FailureKind, JourneyLimits, Outcome, OutboxQueue
+from kiosk.platform.api import CertificateType, PlatformProtocolError, PlatformUnavailable, RatingLevel, Rejected
+from kiosk.session import EndReason, State
 
 ITEMS = ItemRegistry.load()
 PRINT = ITEMS.get("ssc_participation_cert")

@@ -9,7 +9,7 @@ import pytest
 from kiosk.items import cli
 from kiosk.items.lint import LintProblem, lint
 from kiosk.items.loader import HooksInvalid, LocalesInvalid, ManifestInvalid, load_item
-from tests.kiosk.items.fakes import MINIMAL_TOML, write_item
+from kiosk.items.testing import MINIMAL_TOML, write_item
 
 GOOD = MINIMAL_TOML.format(id="test_item", code="TEST-0001")
 

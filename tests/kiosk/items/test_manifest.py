@@ -23,7 +23,7 @@ from kiosk.items.manifest import (
     read_manifest,
 )
 from kiosk.items.registry import ITEMS_ROOT
-from tests.kiosk.items.fakes import MINIMAL_TOML, write_item
+from kiosk.items.testing import MINIMAL_TOML, write_item
 
 TODAY = dt.date(2026, 3, 16)
 GOOD = MINIMAL_TOML.format(id="test_item", code="TEST-0001")

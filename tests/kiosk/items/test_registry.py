@@ -9,8 +9,8 @@ from drivers.base import DeviceClass
 from kiosk.identity.model import IdentitySource
 from kiosk.items.hooks import Strings
 from kiosk.items.registry import HiddenBecause, ItemRegistry, UnknownItem
+from kiosk.items.testing import citizen, write_item
 from kiosk.platform.api import CatalogueEntry
-from tests.kiosk.items.fakes import citizen, write_item
 
 ALL_DEVICES = set(DeviceClass)
 SHIPPED = {

@@ -1,14 +1,19 @@
-"""公积金账户余额查询: loads, lints clean, shows the balance in yuan and the status in words."""
+"""公积金账户余额查询: loads, lints clean, shows the balance in yuan and the status in words.
+On the sandbox: a depositor's balance as the platform computes it, and a citizen without an
+account told so."""
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
 from kiosk.items.lint import lint
 from kiosk.items.loader import load_item
+from kiosk.items.testing import NOW, assert_left_nothing, citizen, kiosk_loop, run_journey
 from kiosk.journey import FailureKind, Outcome
 from kiosk.platform.api import PlatformUnavailable, QueryResult
-from tests.kiosk.items.fakes import NOW, Kit, assert_left_nothing, citizen
+from kiosk.platform.sandbox.queries import housing_fund_balance
+from kiosk.simulation import citizen as sandbox_citizen
 
 FOLDER = Path(__file__).resolve().parents[1]
 SUMMARY = {
@@ -25,8 +30,7 @@ def test_lints_clean():
 
 
 @pytest.mark.asyncio
-async def test_shows_the_balance():
-    kit = Kit()
+async def test_shows_the_balance(kit):
     kit.platform.query_results["320000-GJJ-CX-0001"] = QueryResult("320000-GJJ-CX-0001", NOW, SUMMARY)
     report = await kit.run(load_item(FOLDER), citizen(), {})
     assert report.outcome is Outcome.ANSWERED, report.failure
@@ -37,10 +41,29 @@ async def test_shows_the_balance():
 
 
 @pytest.mark.asyncio
-async def test_platform_down_is_a_typed_failure():
-    kit = Kit()
+async def test_platform_down_is_a_typed_failure(kit):
     kit.platform.fail["query"] = PlatformUnavailable()
     report = await kit.run(load_item(FOLDER), citizen(), {})
     assert report.failure.kind is FailureKind.PLATFORM
     assert report.failure.message_key == "platform.unavailable" and report.failure.retryable
     assert_left_nothing(kit, report)
+
+
+@kiosk_loop
+async def test_shows_the_sandbox_balance_and_prints_it_on_request(kiosk_services):
+    journey = await run_journey(kiosk_services, "housing_fund_balance", "c01", "idcard", print_receipt=True)
+    assert journey.report.outcome is Outcome.ANSWERED, journey.report.failure
+    summary, _ = housing_fund_balance(sandbox_citizen("c01").data, dt.date.today())
+    lines = dict(journey.lines())
+    assert lines["账户余额（元）"] == f"{float(summary['balance']):,.2f}"
+    assert lines["月缴存额（元）"] == f"{float(summary['monthly_deposit']):,.2f}"
+    assert len(journey.receipts) == 1
+    journey.assert_left_nothing()
+
+
+@kiosk_loop
+async def test_a_citizen_without_an_account_is_told_so(kiosk_services):
+    journey = await run_journey(kiosk_services, "housing_fund_balance", "c02", "code")  # retired, no fund
+    assert journey.report.failure.kind is FailureKind.PLATFORM
+    assert journey.report.failure.message_key == "platform.not_found"
+    journey.assert_left_nothing()

@@ -1,5 +1,7 @@
-"""社保缴费记录查询: loads, lints clean, shows a year's months and prints them on request."""
+"""社保缴费记录查询: loads, lints clean, shows a year's months and prints them on request.
+On the sandbox: a full year of the citizen's contributions, one row a month, and a receipt."""
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -7,9 +9,9 @@ import pytest
 from kiosk.identity.model import IdentitySource
 from kiosk.items.lint import lint
 from kiosk.items.loader import load_item
+from kiosk.items.testing import NOW, TODAY, Kit, assert_left_nothing, citizen, kiosk_loop, run_journey
 from kiosk.journey import Outcome
 from kiosk.platform.api import QueryResult
-from tests.kiosk.items.fakes import NOW, TODAY, Kit, assert_left_nothing, citizen
 
 FOLDER = Path(__file__).resolve().parents[1]
 ROWS = [
@@ -49,3 +51,18 @@ async def test_in_english():
     kit = _kit()
     await kit.run(load_item(FOLDER), citizen(), {"year": TODAY.year - 1}, locale="en")
     assert kit.shown[0].table.rows[3][-1] == "Not yet credited"
+
+
+@kiosk_loop
+async def test_shows_last_year_from_the_sandbox_with_a_receipt(kiosk_services):
+    year = dt.date.today().year - 1
+    journey = await run_journey(
+        kiosk_services, "ssc_payment_records", "c04", "idcard", answers={"year": year}, print_receipt=True
+    )
+    assert journey.report.outcome is Outcome.ANSWERED, journey.report.failure
+    table = journey.screen.table
+    assert table.columns[0] == "费款所属期"
+    assert [row[0] for row in table.rows] == [f"{year}-{m:02d}" for m in range(1, 13)]
+    assert dict(journey.lines())["缴费月数"] == "12"
+    assert len(journey.receipts) == 1
+    journey.assert_left_nothing()
