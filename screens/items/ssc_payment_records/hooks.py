@@ -1,14 +1,17 @@
-"""社保缴费记录查询: ask for one year, show one line per month with base, amount and status.
+"""社保缴费记录查询: ask for one year, show one line per month with base, amounts and status.
 
-The platform answers rows of `month`, `insurance` (险种 code), `base`, `personal`,
-`employer` and `status`; the screen shows money with two decimals and the 险种 and status
-in words, and a total of what the citizen paid.
+The platform answers one row per month: `month`, `base`, `<insurance>_personal` and
+`<insurance>_employer` for each insurance the citizen pays into (pension, medical,
+unemployment, work_injury, maternity), and `status` in the platform's words (已到账 /
+未到账 / 欠费) or as a code. The screen shows the personal and employer totals per month,
+money with two decimals, the status in the citizen's language, and what they paid in all.
 """
 
 from kiosk.items.hooks import ResultLine, ResultTable, ScreenResult
 
-_INSURANCE = ("pension", "medical", "unemployment", "work_injury", "maternity")
-_STATUSES = ("paid", "unpaid", "arrears")
+# The platform's status words, and the codes a gateway may send instead.
+_STATUS_CODES = {"已到账": "paid", "未到账": "unpaid", "欠费": "arrears",
+                 "paid": "paid", "unpaid": "unpaid", "arrears": "arrears"}
 
 
 def build_application(answers, ctx):
@@ -19,8 +22,13 @@ def _money(value):
     return f"{float(value):,.2f}"
 
 
-def _word(ctx, group, value, known):
-    return ctx.t(f"items.ssc_payment_records.{group}.{value}") if value in known else str(value)
+def _part(row, side):
+    return sum(float(value) for key, value in row.items() if key.endswith(f"_{side}"))
+
+
+def _status(ctx, value):
+    code = _STATUS_CODES.get(str(value))
+    return ctx.t(f"items.ssc_payment_records.status.{code}") if code else str(value)
 
 
 def render_result(result, ctx):
@@ -28,21 +36,25 @@ def render_result(result, ctx):
     rows = tuple(
         (
             str(row.get("month", "")),
-            _word(ctx, "insurance", row.get("insurance"), _INSURANCE),
             _money(row.get("base", 0)),
-            _money(row.get("personal", 0)),
-            _word(ctx, "status", row.get("status"), _STATUSES),
+            _money(_part(row, "personal")),
+            _money(_part(row, "employer")),
+            _status(ctx, row.get("status", "")),
         )
         for row in result.rows
     )
-    paid = sum(float(row.get("personal", 0)) for row in result.rows if row.get("status") == "paid")
+    paid = sum(
+        _part(row, "personal")
+        for row in result.rows
+        if _STATUS_CODES.get(str(row.get("status"))) == "paid"
+    )
     lines = (
         ResultLine(t("items.ssc_payment_records.months"), str(len({r[0] for r in rows}))),
         ResultLine(t("items.ssc_payment_records.total_personal"), _money(paid)),
     )
     columns = tuple(
         t(f"items.ssc_payment_records.column.{key}")
-        for key in ("month", "insurance", "base", "personal", "status")
+        for key in ("month", "base", "personal", "employer", "status")
     )
     note = "" if rows else t("items.result.empty")
     return ScreenResult(ctx.item.name.get(ctx.locale), lines, ResultTable(columns, rows), note)

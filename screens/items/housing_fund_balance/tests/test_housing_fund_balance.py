@@ -16,12 +16,12 @@ from kiosk.platform.sandbox.queries import housing_fund_balance
 from kiosk.simulation import citizen as sandbox_citizen
 
 FOLDER = Path(__file__).resolve().parents[1]
-SUMMARY = {
-    "balance": 23456.7,
-    "monthly_deposit": 1680,
-    "deposit_base": 7000,
-    "status": "normal",
-    "last_deposit_month": "2026-02",
+SUMMARY = {  # the platform's shape (docs/platform.md)
+    "balance": "23456.70",
+    "monthly_deposit": "1680.00",
+    "base": "7000.00",
+    "status": "正常缴存",
+    "as_of_month": "2026-02",
 }
 
 
@@ -35,9 +35,21 @@ async def test_shows_the_balance(kit):
     report = await kit.run(load_item(FOLDER), citizen(), {})
     assert report.outcome is Outcome.ANSWERED, report.failure
     lines = [(line.label, line.value) for line in kit.shown[0].lines]
-    assert lines[0] == ("账户余额（元）", "23,456.70")
-    assert ("账户状态", "正常") in lines
+    assert lines == [
+        ("账户余额（元）", "23,456.70"),
+        ("月缴存额（元）", "1,680.00"),
+        ("缴存基数（元）", "7,000.00"),
+        ("账户状态", "正常"),
+        ("最近缴存月份", "2026-02"),
+    ]
     assert_left_nothing(kit, report)
+
+
+@pytest.mark.asyncio
+async def test_status_in_english(kit):
+    kit.platform.query_results["320000-GJJ-CX-0001"] = QueryResult("320000-GJJ-CX-0001", NOW, SUMMARY)
+    await kit.run(load_item(FOLDER), citizen(), {}, locale="en")
+    assert dict((line.label, line.value) for line in kit.shown[0].lines).get("Account status") == "Active"
 
 
 @pytest.mark.asyncio
@@ -57,6 +69,9 @@ async def test_shows_the_sandbox_balance_and_prints_it_on_request(kiosk_services
     lines = dict(journey.lines())
     assert lines["账户余额（元）"] == f"{float(summary['balance']):,.2f}"
     assert lines["月缴存额（元）"] == f"{float(summary['monthly_deposit']):,.2f}"
+    assert lines["缴存基数（元）"] == f"{float(summary['base']):,.2f}"
+    assert lines["最近缴存月份"] == summary["as_of_month"]
+    assert lines["账户状态"] == "正常"
     assert len(journey.receipts) == 1
     journey.assert_left_nothing()
 
