@@ -14,13 +14,14 @@ import datetime as dt
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kiosk.i18n import Translator
 from kiosk.items.examples import NoExample, example_answers
 from kiosk.items.registry import ItemRegistry, UnknownItem
-from kiosk.journey import JourneyFailure, JourneyReport
+from kiosk.items.hooks import ScreenResult
+from kiosk.journey import JourneyEngine, JourneyFailure, JourneyReport
 from kiosk.platform.api import PlatformError, RatingLevel
 from kiosk.services import Services, open_services
 from kiosk.simulation import IDENTIFYING_DEVICE, VIAS, SimulationError, citizen, identify_citizen
@@ -43,31 +44,44 @@ async def journey(
     via: str | None,
     *,
     answers: Mapping[str, Any] | None = None,
+    commitment_accepted: bool | None = None,
     rating: RatingLevel | None = RatingLevel.VERY_SATISFIED,
+    print_receipt: bool = False,
+    locale: str = "zh_CN",
     today: dt.date | None = None,
+    on_result: Callable[[ScreenResult], Any] | None = None,
+    engine: JourneyEngine | None = None,
 ) -> JourneyReport:
-    """One journey on already-open services (the benchmark runs many on the same ones)."""
+    """One journey on already-open services (the benchmark runs many on the same ones).
+
+    The sandbox citizen identifies through the real driver for `via` (None: no identity,
+    for items that do not require one); the fields get `answers` (default: examples for
+    today); the commitment is accepted if the item has one, unless `commitment_accepted`
+    says otherwise; `on_result` sees the result screen."""
     item = services.items.get(item_id)
+    seed = citizen(citizen_id) if citizen_id is not None else None
     identity = None
-    if via is not None and citizen_id is not None:
-        identity = await identify_citizen(services, citizen_id, via, item_code=item.item_code)
+    if via is not None and seed is not None:
+        identity = await identify_citizen(services, seed.citizen_id, via, item_code=item.item_code)
         services.redactor_remember(identity)
     if answers is None:
-        seed = citizen(citizen_id) if citizen_id else None
         answers = example_answers(
             item.manifest,
             today or dt.date.today(),
             phone=seed.phone if seed else "13800138000",
             id_number=seed.id_number if seed else "",
         )
-    engine = services.engine()
-    return await engine.run(
+    if commitment_accepted is None:
+        commitment_accepted = item.manifest.commitment is not None
+    return await (engine or services.engine()).run(
         item,
         identity,
         answers,
-        commitment_accepted=item.manifest.commitment is not None,
+        commitment_accepted=commitment_accepted,
         rating=rating,
-        print_receipt=False,
+        print_receipt=print_receipt,
+        locale=locale,
+        on_result=on_result,
     )
 
 

@@ -62,7 +62,7 @@ from drivers.base import DeviceFailure, DeviceTimeout
 from kiosk.config import KioskConfig
 from kiosk.identity.id_number import check_char
 from kiosk.identity.model import Authorization, Identity, IdentitySource
-from kiosk.items.examples import example_answers
+from kiosk import headless
 from kiosk.items.hooks import ScreenResult
 from kiosk.items.loader import Item
 from kiosk.journey import JourneyEngine, JourneyReport, Outputs, ReceiptContent
@@ -87,7 +87,6 @@ from kiosk.platform.sandbox.seed import SeedCitizen
 from kiosk.services import Services, open_services
 from kiosk.session import SessionMachine
 from kiosk.simulation import citizen as sandbox_citizen
-from kiosk.simulation import identify_citizen
 
 __all__ = [
     "DeviceFailure",
@@ -511,37 +510,17 @@ async def run_journey(
     (default: example answers for today), the commitment is accepted if the item has one
     (unless `commitment_accepted` says otherwise), and the citizen rates the service.
     `print_receipt` asks for a query's optional 凭条."""
-    item = services.items.get(item_id)
     a4, receipt_printer = _simulator(services, "a4_printer"), _simulator(services, "receipt_printer")
     documents_before = len(a4.spooled_documents()) if a4 else 0
     receipts_before = len(receipt_printer.printed_jobs()) if receipt_printer else 0
-
-    seed = sandbox_citizen(citizen_id) if citizen_id is not None else None
-    identity = None
-    if via is not None and seed is not None:
-        identity = await identify_citizen(services, seed.citizen_id, via, item_code=item.item_code)
-        services.redactor_remember(identity)
-    if answers is None:
-        answers = example_answers(
-            item.manifest,
-            dt.date.today(),
-            phone=seed.phone if seed else "13800138000",
-            id_number=seed.id_number if seed else "",
-        )
-    if commitment_accepted is None:
-        commitment_accepted = item.manifest.commitment is not None
     engine = services.engine()
     shown: list[ScreenResult] = []
-    report = await engine.run(
-        item,
-        identity,
-        answers,
-        commitment_accepted=commitment_accepted,
-        rating=rating,
-        print_receipt=print_receipt,
-        locale=locale,
-        on_result=shown.append,
+    report = await headless.journey(
+        services, item_id, citizen_id, via,
+        answers=answers, commitment_accepted=commitment_accepted, rating=rating,
+        print_receipt=print_receipt, locale=locale, on_result=shown.append, engine=engine,
     )
+    seed = sandbox_citizen(citizen_id) if citizen_id is not None else None
     documents = a4.spooled_documents()[documents_before:] if a4 else []
     receipts = receipt_printer.printed_jobs()[receipts_before:] if receipt_printer else []
     return SandboxJourney(
