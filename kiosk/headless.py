@@ -17,20 +17,26 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kiosk.i18n import Translator
-from kiosk.items.examples import NoExample, example_answers
-from kiosk.items.registry import ItemRegistry, UnknownItem
-from kiosk.items.hooks import ScreenResult
-from kiosk.journey import JourneyEngine, JourneyFailure, JourneyReport
+from typing import TYPE_CHECKING
+
+from kiosk.identity.model import IdentitySource
 from kiosk.platform.api import PlatformError, RatingLevel
-from kiosk.services import Services, open_services
-from kiosk.simulation import IDENTIFYING_DEVICE, VIAS, SimulationError, citizen, identify_citizen
+
+if TYPE_CHECKING:  # the heavy parts load only when a journey runs (kiosk run builds this parser)
+    from kiosk.i18n import Translator
+    from kiosk.items.hooks import ScreenResult
+    from kiosk.journey import JourneyEngine, JourneyFailure, JourneyReport
+    from kiosk.services import Services
+
+VIAS = tuple(source.value for source in IdentitySource)  # code, idcard, ssc
 
 OUTPUT_DEVICES = {"a4_printer", "receipt_printer"}  # DeviceClass values = [devices.*] keys
 
 
 def devices_for(item, via: str) -> set[str]:
     """Only what this journey touches: the identifying device and the item's printers."""
+    from kiosk.simulation import IDENTIFYING_DEVICE
+
     keys = {str(d) for d in item.manifest.devices} & OUTPUT_DEVICES
     if item.manifest.kind == "submit" or "receipt" in {str(o) for o in item.manifest.outputs}:
         keys.add("receipt_printer")  # the receipt with the case number
@@ -58,6 +64,9 @@ async def journey(
     for items that do not require one); the fields get `answers` (default: examples for
     today); the commitment is accepted if the item has one, unless `commitment_accepted`
     says otherwise; `on_result` sees the result screen."""
+    from kiosk.items.examples import example_answers
+    from kiosk.simulation import citizen, identify_citizen
+
     item = services.items.get(item_id)
     seed = citizen(citizen_id) if citizen_id is not None else None
     identity = None
@@ -151,7 +160,11 @@ def add_parser(subparsers) -> None:
 
 def cmd_journey(args: argparse.Namespace) -> int:
     from kiosk.cli import _load_config
+    from kiosk.items.examples import NoExample
+    from kiosk.items.registry import ItemRegistry, UnknownItem
     from kiosk.runtime import build
+    from kiosk.services import open_services
+    from kiosk.simulation import SimulationError
 
     config = _load_config(args)
     runtime = build(config)  # logging with redaction, as on a kiosk

@@ -22,7 +22,7 @@ from kiosk.identity.model import Identity, IdentitySource
 from kiosk.platform.sandbox.seed import CITIZENS, SeedCitizen
 from kiosk.services import Services
 
-VIAS = ("code", "idcard", "ssc")
+VIAS = tuple(source.value for source in IdentitySource)  # code, idcard, ssc
 _NATION_CODES = {name.removesuffix("族"): code for code, name in NATIONS.items()}
 
 

@@ -11,12 +11,16 @@ import json
 import sys
 from pathlib import Path
 
-from kiosk.items.lint import lint
-from kiosk.items.registry import ITEMS_ROOT, ItemRegistry
+# The item SDK's modules load only when a command runs: `kiosk --help` and `kiosk run`
+# build this parser too and must stay fast.
+DEFAULT_ROOT = "screens/items (of this installation)"
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    path = Path(args.path)
+    from kiosk.items.lint import lint
+    from kiosk.items.registry import ITEMS_ROOT
+
+    path = Path(args.path) if args.path else ITEMS_ROOT
     problems = lint(path)
     for problem in problems:
         print(f"{problem.file}:{problem.line}: {problem.message}")
@@ -29,7 +33,10 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    registry = ItemRegistry.load(Path(args.root))
+    from kiosk.items.registry import ITEMS_ROOT, ItemRegistry
+
+    args.root = Path(args.root) if args.root else ITEMS_ROOT
+    registry = ItemRegistry.load(args.root)
     if args.json:
         print(
             json.dumps(
@@ -70,12 +77,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _configure(items: argparse.ArgumentParser) -> None:
     sub = items.add_subparsers(dest="items_command", required=True, metavar="ACTION")
     lint_cmd = sub.add_parser("lint", help="check an item folder (or a folder of items)")
-    lint_cmd.add_argument(
-        "path", nargs="?", default=str(ITEMS_ROOT), help=f"default: {ITEMS_ROOT}"
-    )
+    lint_cmd.add_argument("path", nargs="?", default=None, help=f"default: {DEFAULT_ROOT}")
     lint_cmd.set_defaults(func=cmd_lint)
     list_cmd = sub.add_parser("list", help="the items this kiosk would load")
-    list_cmd.add_argument("--root", default=str(ITEMS_ROOT), help=f"default: {ITEMS_ROOT}")
+    list_cmd.add_argument("--root", default=None, help=f"default: {DEFAULT_ROOT}")
     list_cmd.add_argument("--json", action="store_true", help="print JSON")
     list_cmd.set_defaults(func=cmd_list)
 

@@ -11,9 +11,7 @@ import asyncio
 import json
 import time
 
-from kiosk.outbox.store import SubmissionState
-
-PENDING = (SubmissionState.QUEUED, SubmissionState.SENDING)
+PENDING = ("queued", "sending")  # SubmissionState values; the store loads only when used
 
 
 def add_parser(subparsers) -> None:
@@ -25,8 +23,11 @@ def add_parser(subparsers) -> None:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     from kiosk.cli import _load_config
+    from kiosk.outbox.store import SubmissionState
     from kiosk.runtime import build
     from kiosk.services import open_services
+
+    pending_states = [SubmissionState(s) for s in PENDING]
 
     config = _load_config(args)
     build(config)  # redacted logging
@@ -37,7 +38,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             if args.action == "drain":
                 deadline = time.monotonic() + args.timeout
                 while True:
-                    pending = await outbox.records(PENDING)
+                    pending = await outbox.records(pending_states)
                     if not pending or time.monotonic() > deadline:
                         break
                     for record in pending:
@@ -48,7 +49,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                     await asyncio.sleep(0.1)
             counts = {str(state): n for state, n in (await outbox.state_counts()).items()}
             print(json.dumps(counts))
-            left = sum(counts.get(str(s), 0) for s in PENDING)
+            left = sum(counts.get(s, 0) for s in PENDING)
             return 1 if args.action == "drain" and left else 0
 
     return asyncio.run(go())
