@@ -37,3 +37,18 @@ def test_config_show_prints_effective_values(tmp_path, capsys):
     assert main(["--config", str(cfg), "config", "show"]) == 0
     out = capsys.readouterr().out
     assert '"id": "wx-bank-0042"' in out and '"idle_timeout_s": 60' in out
+
+
+def test_building_the_command_line_loads_no_heavy_stack():
+    # `kiosk run` builds the whole parser: every subcommand must load its modules only
+    # when it runs, or the kiosk's start-up time and memory grow with each new command.
+    probe = (
+        "import sys, kiosk.cli; kiosk.cli.parser(); "
+        "print(' '.join(m for m in ('aiohttp', 'cryptography', 'kivy', 'drivers', "
+        "'kiosk.services', 'kiosk.outbox.store', 'kiosk.items.registry', 'escpos') "
+        "if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == []
