@@ -126,6 +126,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return asyncio.run(inspect())
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from kiosk.outbox.cli import cmd_outbox as run  # loads the store (and cryptography)
+
+    return run(args)
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from kiosk.platform.sandbox.__main__ import main as sandbox_main
     from kiosk.runtime import build
@@ -181,11 +187,14 @@ def parser() -> argparse.ArgumentParser:
 
     from kiosk import headless
     from kiosk.items import cli as items_cli
-    from kiosk.outbox import cli as outbox_cli
 
     items_cli.add_parser(sub)
     headless.add_parser(sub)
-    outbox_cli.add_parser(sub)
+
+    outbox = sub.add_parser("outbox", help="show the outbox, or deliver what is queued now")
+    outbox.add_argument("action", choices=("status", "drain"))
+    outbox.add_argument("--timeout", type=float, default=60.0, help="drain: give up after (s)")
+    outbox.set_defaults(func=cmd_outbox)
 
     sandbox = sub.add_parser(
         "sandbox", help="serve the sandbox platform (test citizens, 苏服码, e-certificates, cases)"

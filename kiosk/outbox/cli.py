@@ -1,4 +1,5 @@
-"""`kiosk outbox status|drain`: what is waiting to be sent, and sending it now (ops, tests).
+"""`kiosk outbox status|drain` (parser in kiosk/cli.py): what is waiting to be sent, and
+sending it now (ops, tests).
 
 `drain` delivers every queued record through the configured platform and waits until none
 is left (or the timeout passes). Records refused for good stay failed_permanently.
@@ -11,14 +12,7 @@ import asyncio
 import json
 import time
 
-PENDING = ("queued", "sending")  # SubmissionState values; the store loads only when used
-
-
-def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("outbox", help="show the outbox, or deliver what is queued now")
-    p.add_argument("action", choices=("status", "drain"))
-    p.add_argument("--timeout", type=float, default=60.0, help="drain: give up after (s)")
-    p.set_defaults(func=cmd_outbox)
+PENDING = ("queued", "sending")  # SubmissionState values
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
