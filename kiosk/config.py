@@ -151,6 +151,18 @@ class A4PrinterSection(_Section):
     timeout_s: PositiveSeconds = 60.0
 
 
+class SpeechSection(_Section):
+    # Spoken prompts (DESIGN §10). Rendered by espeak-ng and played on the sound device;
+    # a kiosk without one renders and discards them (see kiosk/speech.py).
+    enabled: bool = True
+    engine: Literal["espeak-ng", "none"] = "espeak-ng"
+    voice_zh: Annotated[str, Field(min_length=1, max_length=64)] = "cmn"
+    voice_en: Annotated[str, Field(min_length=1, max_length=64)] = "en"
+    rate_wpm: Annotated[int, Field(ge=80, le=450)] = 160
+    rate_wpm_elderly: Annotated[int, Field(ge=80, le=450)] = 130  # slower in 长辈模式
+    always: bool = False  # false: speak only in 长辈模式
+
+
 class DevicesSection(_Section):
     id_card: IdCardReaderSection = IdCardReaderSection()
     ssc: SscReaderSection = SscReaderSection()
@@ -168,6 +180,7 @@ class KioskConfig(_Section):
     paths: PathsSection = PathsSection()
     platform: PlatformSection = PlatformSection()
     outbox: OutboxSection = OutboxSection()
+    speech: SpeechSection = SpeechSection()
     devices: DevicesSection = DevicesSection()
 
     # Where the file was read from; relative paths in it resolve against its folder.

@@ -16,6 +16,7 @@ from kiosk.i18n import Translator
 from kiosk.logs import setup_logging
 from kiosk.privacy import Redactor
 from kiosk.session import Clock, SessionMachine, Timing
+from kiosk.speech import Speaker, speaker_for
 
 _log = logging.getLogger(__name__)
 
@@ -27,10 +28,18 @@ class Runtime:
     translator: Translator
     redactor: Redactor
     data_dir: Path
+    speaker: Speaker
     log_handlers: list[logging.Handler] = field(default_factory=list)
 
 
-def build(config: KioskConfig, *, clock: Clock = time.monotonic, log: bool = True) -> Runtime:
+def build(
+    config: KioskConfig,
+    *,
+    clock: Clock = time.monotonic,
+    log: bool = True,
+    speaker: Speaker | None = None,
+) -> Runtime:
+    """`speaker` replaces the configured one (tests record prompts with their own)."""
     redactor = Redactor(config.privacy.code_patterns)
     data_dir = config.resolve(config.paths.data_dir)
     handlers: list[logging.Handler] = []
@@ -48,6 +57,11 @@ def build(config: KioskConfig, *, clock: Clock = time.monotonic, log: bool = Tru
     )
     # Values remembered for redaction belong to one citizen: forget them at every wipe.
     machine.on_wipe(redactor.forget_all)
+    # The speaker starts nothing until the first prompt (start-up stays fast). A prompt may
+    # carry what the screen showed the citizen: stop it and drop every rendering at the wipe.
+    speaker = speaker if speaker is not None else speaker_for(config.speech)
+    machine.on_wipe(speaker.cancel)
+    machine.on_wipe(speaker.clear_cache)
     _log.info("kiosk %s runtime built (data dir %s)", config.kiosk.id, data_dir)
     return Runtime(
         config=config,
@@ -55,5 +69,6 @@ def build(config: KioskConfig, *, clock: Clock = time.monotonic, log: bool = Tru
         translator=Translator(config.kiosk.locale),
         redactor=redactor,
         data_dir=data_dir,
+        speaker=speaker,
         log_handlers=handlers,
     )

@@ -20,10 +20,10 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 @pytest.fixture
 def run_ui(tmp_path, clock, request):
-    def run(script, config: KioskConfig | None = None):
+    def run(script, config: KioskConfig | None = None, *, speaker=None):
         config = config or KioskConfig()
         config = config.model_copy(update={"paths": PathsSection(data_dir=str(tmp_path / "var"))})
-        runtime = build(config, clock=clock, log=False)
+        runtime = build(config, clock=clock, log=False, speaker=speaker)
         from screens.run import prepare, run_async
 
         prepare(runtime, headless=True)
