@@ -50,7 +50,8 @@ async def run_journeys(config: KioskConfig, out_dir: Path) -> list[Path]:
     summary.write_text(json.dumps(reports, ensure_ascii=False, indent=2), encoding="utf-8")
     written.append(summary)
     for r in reports:
-        outcome = r["case_number"] and f"case {r['case_number']}" or r["outcome"]
-        print(f"  journey {r['item']} via {r['via']}: {r['outcome']} ({outcome}), "
+        detail = f" (case {r['case_number']})" if r["case_number"] else (
+            f" (queued as {r['local_ref']})" if r["local_ref"] else "")
+        print(f"  journey {r['item']} via {r['via']}: {r['outcome']}{detail}, "
               f"{sum(s['ms'] for s in r['steps']):.0f} ms")
     return written
