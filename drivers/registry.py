@@ -14,7 +14,15 @@ import importlib
 import logging
 from dataclasses import dataclass
 
-from drivers.base import Device, DeviceClass, DeviceFailure, DeviceStatus, SelfTestResult
+from drivers.base import (
+    Device,
+    DeviceClass,
+    DeviceFailure,
+    DeviceState,
+    DeviceStatus,
+    Lifecycle,
+    SelfTestResult,
+)
 from kiosk.config import DevicesSection
 
 _log = logging.getLogger(__name__)
@@ -80,8 +88,6 @@ class DeviceSet:
 
     def available(self) -> set[DeviceClass]:
         """Device classes that are enabled and online now."""
-        from drivers.base import DeviceState, Lifecycle
-
         return {
             d.device_class
             for d in self.devices.values()
