@@ -446,7 +446,15 @@ class JourneyEngine:
             types = [next(t for t in manifest.certificates if t == answers[manifest.certificate_field])]
         else:
             types = list(manifest.certificates)
-        found = await self._platform(self.platform.fetch_certificates, run.identity, types)
+        # The answers that shape the documents (period, year, purpose), not the choice of
+        # which certificate: that is `types`.
+        params = {
+            key: value for key, value in answers.items()
+            if key != manifest.certificate_field and isinstance(value, (str, int, bool))
+        }
+        found = await self._platform(
+            self.platform.fetch_certificates, run.identity, types, params
+        )
         wanted = [next((c for c in found if c.type == t), None) for t in types]
         if any(c is None for c in wanted):
             raise JourneyFailure(FailureKind.CERTIFICATE, "items.journey.certificate_missing", stage=State.WORKING)

@@ -183,6 +183,7 @@ class FakePlatform(PlatformClient):
         self.ratings: list[Rating] = []
         self.queries: list[tuple[str, Mapping[str, Any]]] = []
         self.fetched: list[tuple[CertificateType, ...]] = []
+        self.certificate_params: list[dict[str, Any]] = []  # what shaped each fetch
         self.fail: dict[str, Exception] = {}  # method name → error to raise
         self._cases = itertools.count(1)
 
@@ -194,9 +195,15 @@ class FakePlatform(PlatformClient):
         self._maybe_fail("verify_code")
         return citizen()
 
-    async def fetch_certificates(self, identity: Identity, types: Sequence[CertificateType]) -> list[Certificate]:
+    async def fetch_certificates(
+        self,
+        identity: Identity,
+        types: Sequence[CertificateType],
+        params: Mapping[str, Any] | None = None,
+    ) -> list[Certificate]:
         self._maybe_fail("fetch_certificates")
         self.fetched.append(tuple(types))
+        self.certificate_params.append(dict(params or {}))
         if identity.source is IdentitySource.SUFU_CODE:
             allowed = set(identity.authorization.certificate_types if identity.authorization else ())
             if not set(map(str, types)) <= allowed:

@@ -229,11 +229,16 @@ class PlatformClient(abc.ABC):
 
     @abc.abstractmethod
     async def fetch_certificates(
-        self, identity: Identity, types: Sequence[CertificateType]
+        self,
+        identity: Identity,
+        types: Sequence[CertificateType],
+        params: Mapping[str, str | int | bool] | None = None,
     ) -> list[Certificate]:
         """The holder's e-certificates of these types (免证办). For a 苏服码 identity the
         authorisation must cover them; for a card identity the kiosk's device credential
-        and the card read stand as authority."""
+        and the card read stand as authority. `params` are the citizen's answers that
+        shape the document (the period of a 参保证明, the year of a 权益记录, the purpose of
+        a 无房证明), as plain values."""
 
     @abc.abstractmethod
     async def submit(self, application: Application, *, idempotency_key: str) -> SubmissionReceipt:

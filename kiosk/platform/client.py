@@ -481,13 +481,18 @@ class HttpPlatformClient(PlatformClient):
             raise PlatformProtocolError("holder's ID number is not valid") from None
 
     async def fetch_certificates(
-        self, identity: Identity, types: Sequence[CertificateType]
+        self,
+        identity: Identity,
+        types: Sequence[CertificateType],
+        params: Mapping[str, str | int | bool] | None = None,
     ) -> list[Certificate]:
         wanted = list(dict.fromkeys(CertificateType(t) for t in types))
         if not wanted:
             return []
         request = CertificateQueryRequest(
-            subject=subject_of(identity, now=self._clock()), types=[str(t) for t in wanted]
+            subject=subject_of(identity, now=self._clock()),
+            types=[str(t) for t in wanted],
+            params=dict(params or {}),
         )
         body = await self._call(_Call(
             "POST", f"{API_PREFIX}/certificates/query", self._timeouts.certificates,

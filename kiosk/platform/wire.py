@@ -144,10 +144,18 @@ class CodeVerifyAnswer(_Answer):
 # -- e-certificates -----------------------------------------------------------------------
 
 
+ParamValue = Annotated[str, Field(max_length=64)] | int | bool
+
+
 class CertificateQueryRequest(_Request):
     subject: Subject
     types: Annotated[list[str], Field(min_length=1, max_length=16)]
     item_code: ItemCode | None = None
+    # The citizen's answers that shape the documents (period, year, purpose...).
+    params: Annotated[
+        dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")], ParamValue],
+        Field(max_length=8),
+    ] = Field(default_factory=dict)
 
 
 class CertificateFile(_Answer):

@@ -21,10 +21,10 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -41,10 +41,13 @@ from kiosk.platform.sandbox.catalogue import (
 )
 from kiosk.platform.sandbox.certificates import (
     DEFAULT_FONT,
+    ParameterError,
     holds,
     metadata,
+    parameter_rows,
     render_pdf,
     render_verify_page,
+    variant_of,
 )
 from kiosk.platform.sandbox.codes import (
     DEFAULT_TTL_S,
@@ -372,20 +375,27 @@ def _verify_base(request: web.Request) -> str:
 
 
 async def _issue_certificate(
-    request: web.Request, citizen: Citizen, type_: CertificateType, today: dt.date
+    request: web.Request,
+    citizen: Citizen,
+    type_: CertificateType,
+    today: dt.date,
+    params: Mapping[str, Any],
 ) -> CertificateRow:
     app = request.app
+    variant = variant_of(params)
     meta = metadata(citizen_id=citizen.citizen_id, id_number=citizen.id_number,
                     data=citizen.data, type_=type_, issued_on=today,
-                    verify_base_url=_verify_base(request))
+                    verify_base_url=_verify_base(request), variant=variant)
     render = functools.partial(render_pdf, name=citizen.name, id_number=citizen.id_number,
-                               data=citizen.data, meta=meta, font_path=app[SETTINGS].font_path)
+                               data=citizen.data, meta=meta, font_path=app[SETTINGS].font_path,
+                               params=params)
     pdf = await asyncio.get_running_loop().run_in_executor(None, render)
     key = app[SIGNING_KEY]
     row = CertificateRow(
         licence_code=meta["licence_code"], citizen_id=citizen.citizen_id, type=str(type_),
         issued_on=today.isoformat(), meta=meta, pdf=pdf,
         sha256=hashlib.sha256(pdf).hexdigest(), signature=key.sign(pdf), key_id=key.key_id,
+        variant=variant,
     )
     return app[STORE].add_certificate(row)
 
@@ -412,15 +422,20 @@ async def query_certificates(request: web.Request) -> web.Response:
     types = list(dict.fromkeys(req.types))
     citizen = _subject_citizen(request, req.subject, device, types=types)
     today = dt.date.fromtimestamp(request.app[CLOCK]())
+    try:
+        parameter_rows(req.params, today)  # refuse a wrong parameter before issuing anything
+    except ParameterError as exc:
+        raise ApiError(422, ErrorCode.VALIDATION_FAILED, str(exc)) from None
+    variant = variant_of(req.params)
     store = request.app[STORE]
     records = []
     for name in types:
         type_ = CertificateType(name)
         if not holds(citizen.data, type_):
             continue
-        row = store.certificate(citizen.citizen_id, name, today.isoformat())
+        row = store.certificate(citizen.citizen_id, name, today.isoformat(), variant)
         if row is None:
-            row = await _issue_certificate(request, citizen, type_, today)
+            row = await _issue_certificate(request, citizen, type_, today, req.params)
         records.append(_record(row))
     logger.info("certificates for citizen %s: %d of %d types, device %s",
                 citizen.citizen_id, len(records), len(types), device)

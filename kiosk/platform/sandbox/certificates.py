@@ -83,10 +83,68 @@ def holds(data: Mapping[str, Any], type_: CertificateType) -> bool:
     return needs is None or bool(data.get(needs))
 
 
-def licence_code(citizen_id: str, type_: CertificateType, issued_on: dt.date) -> str:
-    """SBX-<type>-<YYYYMMDD>-<6 chars>: unique per citizen, type and day of issue."""
-    digest = hashlib.sha256(f"{citizen_id}|{type_}|{issued_on}".encode()).hexdigest()
+def licence_code(
+    citizen_id: str, type_: CertificateType, issued_on: dt.date, variant: str = ""
+) -> str:
+    """SBX-<type>-<YYYYMMDD>-<6 chars>: unique per citizen, type, day of issue and the
+    parameters that shaped it (`variant`)."""
+    key = f"{citizen_id}|{type_}|{issued_on}" + (f"|{variant}" if variant else "")
+    digest = hashlib.sha256(key.encode()).hexdigest()
     return f"SBX-{SPECS[type_].code}-{issued_on:%Y%m%d}-{digest[:6].upper()}"
+
+
+# -- parameters: the citizen's answers that shape a certificate ------------------------------
+
+PURPOSES = {
+    "school_enrolment": "子女入学",
+    "home_purchase": "购房资格审核",
+    "housing_fund_loan": "公积金贷款或提取",
+    "housing_subsidy": "住房保障申请",
+    "other": "其他个人事务",
+}
+PERIODS = (6, 12, 24, 36)
+
+
+class ParameterError(ValueError):
+    """A parameter the sandbox does not know, or a value it refuses (names the key only)."""
+
+
+def _month_back(day: dt.date, months: int) -> str:
+    index = day.year * 12 + day.month - 1 - months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def parameter_rows(params: Mapping[str, Any], issued_on: dt.date) -> Rows:
+    """How the parameters read on the certificate's face; ParameterError if one is wrong."""
+    rows: Rows = []
+    for key, value in params.items():
+        if key == "period":
+            if str(value) not in {str(p) for p in PERIODS}:
+                raise ParameterError("period: one of " + ", ".join(map(str, PERIODS)))
+            months = int(value)
+            rows.append(("证明期间", f"最近{months}个月（{_month_back(issued_on, months)}至"
+                                     f"{_month_back(issued_on, 1)}）"))
+        elif key == "year":
+            if isinstance(value, bool) or not str(value).isdigit() or not (
+                1980 <= int(value) < issued_on.year
+            ):
+                raise ParameterError("year: a past year from 1980")
+            rows.append(("记录年度", f"{int(value)}年"))
+        elif key == "purpose":
+            if value not in PURPOSES:
+                raise ParameterError("purpose: one of " + ", ".join(PURPOSES))
+            rows.append(("用途", PURPOSES[value]))
+        else:
+            raise ParameterError(f"unknown parameter {key}")
+    return rows
+
+
+def variant_of(params: Mapping[str, Any]) -> str:
+    """A short stable name for a set of parameters ('' for none)."""
+    if not params:
+        return ""
+    canonical = "&".join(f"{k}={params[k]}" for k in sorted(params))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def metadata(
@@ -97,10 +155,11 @@ def metadata(
     type_: CertificateType,
     issued_on: dt.date,
     verify_base_url: str,
+    variant: str = "",
 ) -> dict[str, Any]:
     """GB/T 36903-style metadata (simplified) for a certificate issued today."""
     spec = SPECS[type_]
-    code = licence_code(citizen_id, type_, issued_on)
+    code = licence_code(citizen_id, type_, issued_on, variant)
     if spec.type is CertificateType.ID_CARD_LICENCE:
         valid_to = data["id_card"]["valid_to"]
         valid_until = None if valid_to == "长期" else valid_to
@@ -328,10 +387,13 @@ def render_pdf(
     data: Mapping[str, Any],
     meta: Mapping[str, Any],
     font_path: Path = DEFAULT_FONT,
+    params: Mapping[str, Any] | None = None,
 ) -> bytes:
-    """The certificate as a one-page A4 PDF (title in the PDF metadata too)."""
+    """The certificate as a one-page A4 PDF (title in the PDF metadata too); the rows say
+    the parameters it was issued for (period, year, purpose)."""
     type_ = CertificateType(meta["type"])
     rows, body = FACES[type_](name, id_number, data)
+    rows = rows + parameter_rows(params or {}, dt.date.fromisoformat(meta["issued_on"]))
     fonts = _Fonts(font_path)
     page = Image.new("RGBA", PAGE, (255, 255, 255, 255))
     draw = ImageDraw.Draw(page)

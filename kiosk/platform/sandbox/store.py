@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.platform.sandbox.seed import SeedCitizen
+
+logger = logging.getLogger("kiosk.platform.sandbox")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS citizens (
@@ -57,7 +60,8 @@ CREATE TABLE IF NOT EXISTS certificates (
     sha256 TEXT NOT NULL,
     signature BLOB NOT NULL,
     key_id TEXT NOT NULL,
-    UNIQUE (citizen_id, type, issued_on)
+    variant TEXT NOT NULL DEFAULT '',  -- hash of the parameters that shaped it ('' = none)
+    UNIQUE (citizen_id, type, issued_on, variant)
 );
 CREATE TABLE IF NOT EXISTS cases (
     case_number TEXT PRIMARY KEY,
@@ -149,6 +153,7 @@ class CertificateRow:
     sha256: str
     signature: bytes
     key_id: str
+    variant: str = ""  # hash of the parameters that shaped it; "" for the standard one
 
 
 @dataclass(frozen=True)
@@ -193,6 +198,7 @@ class SandboxStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        self._drop_outdated_certificates()
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -314,16 +320,28 @@ class SandboxStore:
 
     # -- certificates ----------------------------------------------------------------------
 
+    def _drop_outdated_certificates(self) -> None:
+        """Databases from before certificates had parameters lack the `variant` column.
+        Certificates are generated on demand, so the old table is simply rebuilt."""
+        columns = [r[1] for r in self._db.execute("PRAGMA table_info(certificates)")]
+        if columns and "variant" not in columns:
+            self._db.execute("DROP TABLE certificates")
+            logger.info("sandbox: certificate table rebuilt for parameters (old copies dropped)")
+
     @staticmethod
     def _certificate(row: tuple) -> CertificateRow:
         return CertificateRow(
-            row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7], row[8]
+            row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7], row[8],
+            row[9],
         )
 
-    def certificate(self, citizen_id: str, type_: str, issued_on: str) -> CertificateRow | None:
+    def certificate(
+        self, citizen_id: str, type_: str, issued_on: str, variant: str = ""
+    ) -> CertificateRow | None:
         row = self._db.execute(
-            "SELECT * FROM certificates WHERE citizen_id = ? AND type = ? AND issued_on = ?",
-            (citizen_id, type_, issued_on),
+            "SELECT * FROM certificates WHERE citizen_id = ? AND type = ? AND issued_on = ? "
+            "AND variant = ?",
+            (citizen_id, type_, issued_on, variant),
         ).fetchone()
         return self._certificate(row) if row else None
 
@@ -336,12 +354,12 @@ class SandboxStore:
     def add_certificate(self, cert: CertificateRow) -> CertificateRow:
         """Keep a certificate; if the same one was made meanwhile, the first one wins."""
         self._db.execute(
-            "INSERT OR IGNORE INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO certificates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (cert.licence_code, cert.citizen_id, cert.type, cert.issued_on,
              json.dumps(cert.meta, ensure_ascii=False), cert.pdf, cert.sha256, cert.signature,
-             cert.key_id),
+             cert.key_id, cert.variant),
         )
-        stored = self.certificate(cert.citizen_id, cert.type, cert.issued_on)
+        stored = self.certificate(cert.citizen_id, cert.type, cert.issued_on, cert.variant)
         assert stored is not None
         return stored
 

@@ -177,7 +177,7 @@ async def test_platform_errors_become_typed_failures(error, key, retryable):
 async def test_a_slow_platform_times_out():
     kit = Kit()
 
-    async def slow(identity, types):
+    async def slow(identity, types, params=None):
         await asyncio.sleep(10)
 
     kit.platform.fetch_certificates = slow

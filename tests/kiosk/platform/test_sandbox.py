@@ -181,6 +181,33 @@ async def test_certificates_are_real_pdfs_with_their_titles(sandbox, client):
 
 
 @pytest.mark.asyncio
+async def test_certificates_are_issued_for_the_citizens_parameters(sandbox, client):
+    identity = await client.verify_code(await sandbox.new_code("c01"), item_code=PRINT_SSC)
+    kind = [CertificateType.SSC_PARTICIPATION]
+    six = (await client.fetch_certificates(identity, kind, {"period": "6"}))[0]
+    twelve = (await client.fetch_certificates(identity, kind, {"period": "12"}))[0]
+    standard = (await client.fetch_certificates(identity, kind))[0]
+    assert len({six.licence_code, twelve.licence_code, standard.licence_code}) == 3
+    assert six.pdf != twelve.pdf
+    again = (await client.fetch_certificates(identity, kind, {"period": "12"}))[0]
+    assert again.licence_code == twelve.licence_code and again.pdf == twelve.pdf
+    for wrong in ({"period": "7"}, {"year": 1975}, {"purpose": "travel"}, {"colour": "red"}):
+        with pytest.raises(Rejected):
+            await client.fetch_certificates(identity, kind, wrong)
+
+
+def test_parameters_read_plainly_on_the_certificate():
+    from kiosk.platform.sandbox.certificates import ParameterError, parameter_rows
+
+    day = dt.date(2026, 11, 22)
+    assert parameter_rows({"period": "12"}, day) == [("证明期间", "最近12个月（2025-11至2026-10）")]
+    assert parameter_rows({"year": 2025}, day) == [("记录年度", "2025年")]
+    assert parameter_rows({"purpose": "school_enrolment"}, day) == [("用途", "子女入学")]
+    with pytest.raises(ParameterError, match="year"):
+        parameter_rows({"year": day.year}, day)  # this year's record is not complete
+
+
+@pytest.mark.asyncio
 async def test_certificates_a_citizen_lacks_are_left_out(sandbox, client):
     identity = await client.verify_code(await sandbox.new_code("c02"), item_code=E_LICENCE)
     types = [c.type for c in await client.fetch_certificates(identity, list(CertificateType))]

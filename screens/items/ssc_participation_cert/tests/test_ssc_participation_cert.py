@@ -32,6 +32,7 @@ async def test_prints_the_certificate(kit, source):
     report = await kit.run(load_item(FOLDER), citizen(source), ANSWERS, rating=RatingLevel.SATISFIED)
     assert report.outcome is Outcome.PRINTED, report.failure
     assert kit.platform.fetched == [(CertificateType.SSC_PARTICIPATION,)]
+    assert kit.platform.certificate_params == [{"period": "12"}]  # the chosen period is asked for
     assert [pdf[:5] for _, pdf in kit.a4.jobs] == [b"%PDF-"]
     assert kit.platform.ratings[0].level is RatingLevel.SATISFIED
     assert_left_nothing(kit, report)
@@ -54,3 +55,13 @@ async def test_prints_on_the_sandbox_for_each_way_to_identify(kiosk_services, vi
     assert len(journey.documents) == 1 and journey.documents[0].startswith(b"%PDF-")
     assert report.rated is RatingLevel.VERY_SATISFIED
     journey.assert_left_nothing()
+
+
+@kiosk_loop
+async def test_the_chosen_period_shapes_the_printed_certificate(kiosk_services):
+    six = await run_journey(kiosk_services, "ssc_participation_cert", "c01", "code",
+                            answers={"period": "6"})
+    twelve = await run_journey(kiosk_services, "ssc_participation_cert", "c01", "code",
+                               answers={"period": "12"})
+    assert six.report.outcome is twelve.report.outcome is Outcome.PRINTED
+    assert six.documents[0] != twelve.documents[0]
