@@ -163,6 +163,34 @@ class _LinkBase:
         self.close()
 
 
+class _DeviceLink(_LinkBase):
+    """A link through a python-escpos device object that `open()` connects (serial, USB);
+    `_handle` is the open port or USB device, None while closed."""
+
+    printer: Any
+    closed_text = "device closed"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._handle: Any = None
+
+    def connect(self, deadline: float) -> None:
+        if self._handle is not None:
+            return
+        self.aborted = False
+        try:
+            self.printer.open()
+        except DeviceNotFoundError as exc:
+            raise _LinkDown("printer.unreachable", f"cannot open {self.where}") from exc
+        self._handle = self.printer.device
+
+    def _open_handle(self) -> Any:
+        handle = self._handle
+        if handle is None:  # abort() closed it under us
+            raise _LinkDown("printer.disconnected", self.closed_text)
+        return handle
+
+
 class _NetworkLink(_LinkBase):
     keep_open = False
 
@@ -254,7 +282,9 @@ class _NetworkLink(_LinkBase):
 
 
 
-class _SerialLink(_LinkBase):
+class _SerialLink(_DeviceLink):
+    closed_text = "serial port closed"
+
     def __init__(self, section: ReceiptPrinterSection) -> None:
         super().__init__()
         if not section.serial_port:
@@ -267,23 +297,9 @@ class _SerialLink(_LinkBase):
         self.printer = Serial(section.serial_port, baudrate=section.serial_baudrate,
                               timeout=section.timeout_s, profile=section.profile)
         self.where = section.serial_port
-        self._port: Any = None
-
-    def connect(self, deadline: float) -> None:
-        if self._port is not None:
-            return
-        self.aborted = False
-        try:
-            self.printer.open()
-        except DeviceNotFoundError as exc:
-            raise _LinkDown("printer.unreachable", f"cannot open {self.where}") from exc
-        self._port = self.printer.device
 
     def _serial(self) -> Any:
-        port = self._port
-        if port is None:  # abort() closed it under us
-            raise _LinkDown("printer.disconnected", "serial port closed")
-        return port
+        return self._open_handle()
 
     def write(self, data: bytes, deadline: float) -> None:
         import serial
@@ -317,7 +333,7 @@ class _SerialLink(_LinkBase):
         self._serial().reset_input_buffer()
 
     def close(self) -> None:
-        port, self._port = self._port, None
+        port, self._handle = self._handle, None
         if port is not None:
             # Not python-escpos' close(): it flushes first, which can block forever when the
             # printer holds flow control (paper out, cover open).
@@ -330,7 +346,9 @@ class _SerialLink(_LinkBase):
 
 
 
-class _UsbLink(_LinkBase):
+class _UsbLink(_DeviceLink):
+    closed_text = "usb device closed"
+
     def __init__(self, section: ReceiptPrinterSection) -> None:
         super().__init__()
         # Checked before python-escpos' Usb exists: without pyusb its close() (also run by
@@ -346,23 +364,9 @@ class _UsbLink(_LinkBase):
         self.printer = Usb(section.usb_vendor, section.usb_product, timeout=self.timeout_ms,
                            profile=section.profile)
         self.where = f"usb {section.usb_vendor:04x}:{section.usb_product:04x}"
-        self._dev: Any = None
-
-    def connect(self, deadline: float) -> None:
-        if self._dev is not None:
-            return
-        self.aborted = False
-        try:
-            self.printer.open()
-        except DeviceNotFoundError as exc:
-            raise _LinkDown("printer.unreachable", f"cannot open {self.where}") from exc
-        self._dev = self.printer.device
 
     def _device(self) -> Any:
-        dev = self._dev
-        if dev is None:  # abort() closed it under us
-            raise _LinkDown("printer.disconnected", "usb device closed")
-        return dev
+        return self._open_handle()
 
     @staticmethod
     def _ms(deadline: float) -> int:
@@ -403,7 +407,7 @@ class _UsbLink(_LinkBase):
                 pass
 
     def close(self) -> None:
-        self._dev = None
+        self._handle = None
         with contextlib.suppress(Exception):
             self.printer.close()
 
