@@ -301,6 +301,13 @@ class JourneyEngine:
         self._today = today
         self.limits = limits
 
+    def journey(self, item: Item, identity: Identity | None, *, locale: str = "zh_CN") -> Journey:
+        """One citizen's journey with `item`, one step at a time (the touch UI's way).
+
+        The session must already be at the catalogue (identified, or not needing it); the
+        journey's steps move it on. `run()` below is the same steps in one call."""
+        return Journey(self, item, identity, locale)
+
     async def run(
         self,
         item: Item,
@@ -314,118 +321,39 @@ class JourneyEngine:
         on_result: Callable[[ScreenResult], Any] | None = None,
     ) -> JourneyReport:
         """One whole journey; the session is wiped when this returns (or is cancelled)."""
-        run = _Run(item, identity, dict(answers), locale)
-        masked = (
-            f"{identity.source} {identity.masked_id_number} {identity.masked_name}" if identity else None
-        )
-        machine = self.machine
-
-        def on_transition(event: Transition) -> None:
-            if event.end_reason is not None:
-                run.end_reason = event.end_reason
-
-        unsubscribe = machine.subscribe(on_transition)
-        forget = machine.on_wipe(run.drop)
-        failure: JourneyFailure | None = None
-        try:
-            try:
-                await self._journey(run, commitment_accepted, rating, print_receipt, on_result)
-            except JourneyFailure as exc:
-                failure = exc
-                _log.info("journey %s stopped: %s", item.id, exc)
-            finally:
-                self._close_step(run, ok=failure is None)
-                if machine.state in CITIZEN_STATES:
-                    machine.end(EndReason.COMPLETED if failure is None else EndReason.CANCELLED)
-        finally:
-            forget()
-            unsubscribe()
-        return JourneyReport(
-            item_id=item.id,
-            outcome=Outcome.FAILED if failure else self._outcome(run),
-            steps=tuple(run.steps),
-            identity=masked,
-            end_reason=run.end_reason,
-            case_number=run.case_number,
-            local_ref=run.local_ref,
-            documents_printed=run.printed,
-            rated=run.rated,
-            failure=failure,
-            warnings=tuple(run.warnings),
-        )
-
-    # -- the steps -------------------------------------------------------------------------
-    async def _journey(
-        self,
-        run: _Run,
-        commitment_accepted: bool,
-        rating: RatingLevel | None,
-        print_receipt: bool,
-        on_result: Callable[[ScreenResult], Any] | None,
-    ) -> None:
-        manifest = run.item.manifest
         machine = self.machine
         machine.start()
-        self._enter(run, State.IDENTIFY)
         session = machine.session
         assert session is not None  # start() opened it
-        session.identity = run.identity
-        self._check_identity(manifest, run.identity)
-
+        session.identity = identity
+        started = self._clock()
         machine.move(State.CATALOGUE)
-        self._enter(run, State.CATALOGUE)
-        session.item_id = manifest.id
-        missing = manifest.required_devices() - self.outputs.devices_up()
-        if missing:
-            raise JourneyFailure(
-                FailureKind.DEVICE, "items.journey.device_unavailable",
-                stage=State.CATALOGUE, cause=",".join(sorted(missing)),
-            )
+        journey = self.journey(item, identity, locale=locale)
+        journey.record_step(State.IDENTIFY, self._clock() - started)
+        try:
+            try:
+                journey.choose()
+                journey.answer(answers)
+                journey.confirm(commitment_accepted)
+                screen = await journey.work()
+                if on_result is not None:
+                    shown = on_result(screen)
+                    if inspect.isawaitable(shown):
+                        await shown
+                if print_receipt:
+                    await journey.optional_receipt(screen)
+                journey.to_rating()
+                if rating is not None:
+                    await journey.rate(rating)
+            except JourneyFailure as exc:
+                journey.failed(exc)
+            finally:
+                journey.finish()
+        finally:
+            journey.detach()
+        return journey.report()
 
-        machine.move(State.ITEM_STEPS)
-        self._enter(run, State.ITEM_STEPS)
-        ctx = self._context(run)
-        normalised, errors = self._hook(State.ITEM_STEPS, check_answers, manifest, run.item.hooks, run.answers, ctx)
-        if errors:
-            raise JourneyFailure(
-                FailureKind.ANSWERS, "items.journey.invalid_answers",
-                stage=State.ITEM_STEPS, field_errors=tuple(errors),
-            )
-        session.form.update(normalised)
-
-        machine.move(State.CONFIRM)
-        self._enter(run, State.CONFIRM)
-        if manifest.commitment is not None and not commitment_accepted:
-            raise JourneyFailure(FailureKind.CONSENT, "items.journey.consent_required", stage=State.CONFIRM)
-        fields: dict[str, Any] = {}
-        if manifest.kind is not Kind.PRINT:
-            fields = self._hook(State.CONFIRM, run.item.hooks.run_build_application, normalised, ctx)
-
-        machine.move(State.WORKING)
-        self._enter(run, State.WORKING)
-        if manifest.kind is Kind.PRINT:
-            result: Any = await self._print(run, normalised)
-        elif manifest.kind is Kind.QUERY:
-            result = await self._query(run, normalised, fields)
-        else:
-            result = await self._submit(run, fields, commitment_accepted, ctx)
-        session.result = result
-
-        machine.move(State.RESULT)
-        self._enter(run, State.RESULT)
-        screen = self._render(run, result, ctx)
-        if on_result is not None:
-            shown = on_result(screen)
-            if inspect.isawaitable(shown):
-                await shown
-        if print_receipt:
-            await self._optional_receipt(run, screen)
-
-        machine.move(State.RATING)
-        self._enter(run, State.RATING)
-        if rating is not None:
-            await self._rate(run, rating)
-
+    # -- the steps (called by Journey) -------------------------------------------------------
     def _check_identity(self, manifest: Manifest, identity: Identity | None) -> None:
         rule = manifest.identity
         key = None
@@ -680,3 +608,198 @@ class JourneyEngine:
         if kind is Kind.QUERY:
             return Outcome.ANSWERED
         return Outcome.SUBMITTED if run.case_number else Outcome.QUEUED
+
+
+class Journey:
+    """One citizen, one item, one step at a time: each method is one screen's action.
+
+    Steps must come in order — choose → answer → confirm → work → (optional_receipt) →
+    to_rating → (rate) → finish — and each moves the session machine on; a `JourneyFailure`
+    says why a step could not be taken (the UI shows its message and offers what the
+    failure allows). `finish()` ends the session, which wipes the journey's data whatever
+    happened; a session that ends otherwise (idle timeout, 退出) wipes it just the same."""
+
+    def __init__(self, engine: JourneyEngine, item: Item, identity: Identity | None, locale: str) -> None:
+        self.engine = engine
+        self.item = item
+        self.machine = engine.machine
+        self._run = _Run(item, identity, {}, locale)
+        self._masked = (
+            f"{identity.source} {identity.masked_id_number} {identity.masked_name}" if identity else None
+        )
+        self._normalised: dict[str, Any] = {}
+        self._fields: dict[str, Any] = {}
+        self._commitment_accepted = False
+        self._failure: JourneyFailure | None = None
+        self._detach = [self.machine.subscribe(self._on_transition), self.machine.on_wipe(self._run.drop)]
+        engine._enter(self._run, State.CATALOGUE)
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.item.manifest
+
+    @property
+    def identity(self) -> Identity | None:
+        return self._run.identity
+
+    @property
+    def locale(self) -> str:
+        return self._run.locale
+
+    @locale.setter
+    def locale(self, locale: str) -> None:
+        self._run.locale = locale  # the citizen switched language mid-journey
+
+    def context(self) -> HookContext:
+        return self.engine._context(self._run)
+
+    def record_step(self, state: State, seconds: float) -> None:
+        self._run.steps.insert(0, StepTiming(state, seconds, True))
+
+    # -- the steps ---------------------------------------------------------------------------
+    def choose(self) -> None:
+        """The citizen picked the item: identity and devices checked, then its steps begin."""
+        engine, run, manifest = self.engine, self._run, self.manifest
+        engine._check_identity(manifest, run.identity)
+        session = self.machine.session
+        assert session is not None
+        session.item_id = manifest.id
+        missing = manifest.required_devices() - engine.outputs.devices_up()
+        if missing:
+            raise JourneyFailure(
+                FailureKind.DEVICE, "items.journey.device_unavailable",
+                stage=State.CATALOGUE, cause=",".join(sorted(missing)),
+            )
+        self.machine.move(State.ITEM_STEPS)
+        engine._enter(run, State.ITEM_STEPS)
+
+    def options(self, field_id: str) -> list[str]:
+        """The choice values to offer now (the item's hook may narrow them)."""
+        item_field = next(f for f in self.manifest.fields if f.id == field_id)
+        assert isinstance(item_field, ChoiceField)
+        return self.item.hooks.run_field_options(field_id, item_field.values, self.context())
+
+    def check(self, answers: Mapping[str, Any]) -> list[FieldError]:
+        """The errors these answers have (for one screen's fields, or all); moves nothing."""
+        _, errors = self.engine._hook(
+            State.ITEM_STEPS, check_answers, self.manifest, self.item.hooks, answers, self.context()
+        )
+        return errors
+
+    def answer(self, answers: Mapping[str, Any]) -> None:
+        """All the answers: checked, then on to confirm. Raises with the field errors."""
+        run, engine = self._run, self.engine
+        run.answers = dict(answers)
+        normalised, errors = engine._hook(
+            State.ITEM_STEPS, check_answers, self.manifest, self.item.hooks, run.answers, self.context()
+        )
+        if errors:
+            raise JourneyFailure(
+                FailureKind.ANSWERS, "items.journey.invalid_answers",
+                stage=State.ITEM_STEPS, field_errors=tuple(errors),
+            )
+        self._normalised = normalised
+        session = self.machine.session
+        assert session is not None
+        session.form.update(normalised)
+        self.machine.move(State.CONFIRM)
+        engine._enter(run, State.CONFIRM)
+
+    def back(self) -> None:
+        """From confirm back to the answers (the citizen wants to change one)."""
+        if self.machine.state is State.CONFIRM:
+            self.machine.move(State.ITEM_STEPS)
+            self.engine._enter(self._run, State.ITEM_STEPS)
+
+    def confirm(self, commitment_accepted: bool) -> None:
+        """确认: the 告知承诺 must be agreed where the item has one; then the kiosk works."""
+        run, engine, manifest = self._run, self.engine, self.manifest
+        if manifest.commitment is not None and not commitment_accepted:
+            raise JourneyFailure(FailureKind.CONSENT, "items.journey.consent_required", stage=State.CONFIRM)
+        self._commitment_accepted = commitment_accepted
+        if manifest.kind is not Kind.PRINT:
+            self._fields = engine._hook(
+                State.CONFIRM, self.item.hooks.run_build_application, self._normalised, self.context()
+            )
+        self.machine.move(State.WORKING)
+        engine._enter(run, State.WORKING)
+
+    async def work(self) -> ScreenResult:
+        """Print, query or submit; then the result screen's content."""
+        run, engine, manifest = self._run, self.engine, self.manifest
+        ctx = self.context()
+        if manifest.kind is Kind.PRINT:
+            result: Any = await engine._print(run, self._normalised)
+        elif manifest.kind is Kind.QUERY:
+            result = await engine._query(run, self._normalised, self._fields)
+        else:
+            result = await engine._submit(run, self._fields, self._commitment_accepted, ctx)
+        session = self.machine.session
+        assert session is not None
+        session.result = result
+        self.machine.move(State.RESULT)
+        engine._enter(run, State.RESULT)
+        return engine._render(run, result, ctx)
+
+    @property
+    def receipt_offered(self) -> bool:
+        """A 凭条 of the result may be printed on request (and the printer is up)."""
+        return (
+            Output.RECEIPT in self.manifest.optional_outputs
+            and DeviceClass.RECEIPT_PRINTER in self.engine.outputs.devices_up()
+        )
+
+    async def optional_receipt(self, screen: ScreenResult) -> bool:
+        """Print the result on a receipt; False (with a warning kept) if it could not."""
+        before = len(self._run.warnings)
+        await self.engine._optional_receipt(self._run, screen)
+        return len(self._run.warnings) == before
+
+    def to_rating(self) -> None:
+        self.machine.move(State.RATING)
+        self.engine._enter(self._run, State.RATING)
+
+    async def rate(self, level: RatingLevel) -> bool:
+        """一次一评; False when the rating could not be sent (a warning, never an error)."""
+        await self.engine._rate(self._run, level)
+        return self._run.rated is level
+
+    def failed(self, failure: JourneyFailure) -> None:
+        self._failure = failure
+        _log.info("journey %s stopped: %s", self.item.id, failure)
+
+    def finish(self) -> None:
+        """The end: the step's timing is closed and the session ends (and is wiped)."""
+        self.engine._close_step(self._run, ok=self._failure is None)
+        if self.machine.state in CITIZEN_STATES:
+            self.machine.end(EndReason.COMPLETED if self._failure is None else EndReason.CANCELLED)
+
+    def detach(self) -> None:
+        for undo in self._detach:
+            undo()
+        self._detach.clear()
+
+    # -- what happened -----------------------------------------------------------------------
+    @property
+    def warnings(self) -> tuple[JourneyFailure, ...]:
+        return tuple(self._run.warnings)
+
+    def report(self) -> JourneyReport:
+        run, identity = self._run, self._masked
+        return JourneyReport(
+            item_id=self.item.id,
+            outcome=Outcome.FAILED if self._failure else JourneyEngine._outcome(run),
+            steps=tuple(run.steps),
+            identity=identity,
+            end_reason=run.end_reason,
+            case_number=run.case_number,
+            local_ref=run.local_ref,
+            documents_printed=run.printed,
+            rated=run.rated,
+            failure=self._failure,
+            warnings=tuple(run.warnings),
+        )
+
+    def _on_transition(self, event: Transition) -> None:
+        if event.end_reason is not None:
+            self._run.end_reason = event.end_reason
