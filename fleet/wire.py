@@ -205,6 +205,7 @@ class EnrolResponse(_Model):
     site: Site
     heartbeat_interval_s: int
     bundle_signing_key_pem: str = ""  # public key that signs catalogue/config bundles
+    credential_key_pem: str = ""  # public key that signs ops maintenance credentials
 
 
 class ApiError(_Model):

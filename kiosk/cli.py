@@ -210,10 +210,79 @@ def parser() -> argparse.ArgumentParser:
 
     version = sub.add_parser("version", help="print the runtime version")
     version.set_defaults(func=cmd_version)
+
+    # Tools with their own command lines (and their own --help), loaded only when run.
+    for name, (_module, help_text) in PASSTHROUGH.items():
+        tool = sub.add_parser(name, help=help_text, add_help=False)
+        tool.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 
+# `kiosk <name> ...` hands the rest of the command line to `<module>.main(argv)`.
+PASSTHROUGH = {
+    "provision": ("provisioning.cli", "enrol this kiosk with the fleet server (one-time token); "
+                  "status; bundle and credential tools for ops"),
+    "agent": ("fleet.agent.main", "run the fleet agent: heartbeats, buffering, remote commands "
+              "(settings from [fleet] in the config file)"),
+    "fleet-server": ("fleet.server.cli", "the central monitoring service: serve, init, users, "
+                     "sites, enrolment tokens, revocation"),
+    "doctor": ("kiosk.doctor", "check this kiosk machine (devices, fonts, clock, disk, "
+               "permissions, enrolment, printers) and say how to fix each problem"),
+}
+
+
+def _agent_argv(config_arg: str | None, rest: list[str]) -> list[str]:
+    """The agent's flags from `[fleet]` and `[paths]` first; the command line overrides."""
+    config = load(_config_path(config_arg))
+    fleet = config.fleet
+    argv = [
+        "--state-dir", str(config.resolve(fleet.state_dir)),
+        "--health-socket", str(config.resolve(fleet.health_socket)),
+        "--data-dir", str(config.resolve(config.paths.data_dir)),
+        "--buffer-hours", str(fleet.buffer_hours),
+        "--restart-command", fleet.restart_command,
+    ]
+    if fleet.server_url:
+        argv += ["--server", fleet.server_url]
+    if fleet.interval_s:
+        argv += ["--interval", str(fleet.interval_s)]
+    if fleet.app_command:
+        argv += ["--app-command", fleet.app_command]
+    if fleet.ca_file:
+        argv += ["--ca-file", str(config.resolve(fleet.ca_file))]
+    return argv + rest
+
+
+def _passthrough(argv: list[str]) -> int | None:
+    """Run a PASSTHROUGH tool if the command line names one (after an optional --config)."""
+    config_arg = None
+    rest = list(argv)
+    if rest[:1] == ["--config"] and len(rest) >= 2:
+        config_arg, rest = rest[1], rest[2:]
+    elif rest[:1] and rest[0].startswith("--config="):
+        config_arg, rest = rest[0].split("=", 1)[1], rest[1:]
+    if not rest or rest[0] not in PASSTHROUGH:
+        return None
+    name, tool_argv = rest[0], rest[1:]
+    import importlib
+
+    module = importlib.import_module(PASSTHROUGH[name][0])
+    if name == "agent":
+        tool_argv = _agent_argv(config_arg, tool_argv)
+    elif name == "doctor" and (config_arg or _config_path(None)):
+        tool_argv = ["--config", str(config_arg or _config_path(None)), *tool_argv]
+    return module.main(tool_argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        code = _passthrough(argv)
+    except ConfigError as exc:
+        print(f"kiosk: {exc}", file=sys.stderr)
+        return 2
+    if code is not None:
+        return code
     args = parser().parse_args(argv)
     try:
         return args.func(args)

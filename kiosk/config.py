@@ -163,6 +163,20 @@ class SpeechSection(_Section):
     always: bool = False  # false: speak only in 长辈模式
 
 
+class FleetSection(_Section):
+    # The fleet agent (`kiosk agent`, its own process) and the app's local health socket it
+    # reads. Enrolment (`kiosk provision`) writes the state dir.
+    server_url: str = ""  # "" = the URL recorded at enrolment
+    state_dir: str = "var/fleet"
+    health_socket: str = "var/run/kiosk-health.sock"
+    health_group: str = ""  # group owning the socket (the agent's); "" = the app's own
+    buffer_hours: Annotated[float, Field(gt=0, le=336)] = 24
+    interval_s: Annotated[float, Field(ge=0, le=3600)] = 0  # 0 = the server's interval
+    app_command: str = ""  # set: the agent supervises the app (demo, laptops)
+    restart_command: str = "systemctl restart kiosk-app.service"
+    ca_file: str = ""  # CA bundle for the fleet server's TLS; "" = the system's
+
+
 class DevicesSection(_Section):
     id_card: IdCardReaderSection = IdCardReaderSection()
     ssc: SscReaderSection = SscReaderSection()
@@ -181,6 +195,7 @@ class KioskConfig(_Section):
     platform: PlatformSection = PlatformSection()
     outbox: OutboxSection = OutboxSection()
     speech: SpeechSection = SpeechSection()
+    fleet: FleetSection = FleetSection()
     devices: DevicesSection = DevicesSection()
 
     # Where the file was read from; relative paths in it resolve against its folder.

@@ -68,6 +68,12 @@ def prepare(
     Config.set("kivy", "exit_on_escape", "0")
     # No red multitouch-emulation dots from right clicks; no on-screen keyboard.
     Config.set("input", "mouse", "mouse,disable_multitouch")
+    # One touch source only: under a Wayland compositor (cage) touches already arrive
+    # through SDL as mouse/finger events; Kivy's default probesysfs provider would read the
+    # same touchscreen again from /dev/input and every tap would land twice
+    # (docs/lockdown.md).
+    if Config.has_option("input", "%(name)s"):
+        Config.remove_option("input", "%(name)s")
     Config.set("kivy", "keyboard_mode", "system")
 
     from kivy.core.text import DEFAULT_FONT, LabelBase
