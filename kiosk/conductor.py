@@ -174,6 +174,7 @@ class Conductor:
         self.page = _PAGE_OF_STATE.get(machine.state, Page.ATTRACT)
         self._listeners: list[Callable[[Page], None]] = []
         self.engine = services.engine(machine)
+        self.catalogue: Any = None  # the platform's signed catalogue, once fetched
         # -- one visit's data: all of it dropped by `_forget` at the wipe ---------------------
         self.identity: Identity | None = None
         self.way: Way | None = None
@@ -198,6 +199,7 @@ class Conductor:
         self._tasks: set[asyncio.Task] = set()
         self._watchers: list[asyncio.Task] = []
         self._busy = False
+        self._counted = False  # this journey's end was counted (telemetry)
         self._undo = [machine.subscribe(self._on_transition), machine.on_wipe(self._forget)]
 
     # -- observing ---------------------------------------------------------------------------
@@ -256,6 +258,9 @@ class Conductor:
 
     def _forget(self) -> None:
         """The wipe: every trace of the visit goes, whatever ended it."""
+        if self.item is not None and self.journey is not None and not self._counted:
+            self._finished("abandoned")
+        self._counted = False
         for task in list(self._tasks):
             task.cancel()
         if self.journey is not None:
@@ -411,7 +416,8 @@ class Conductor:
         who: Any = self.identity
         if who is None and self._code is not None:
             who = Provisional()
-        offers = self.services.items.offers(who, self.services.devices_up())
+        entries = self.catalogue.entries if self.catalogue is not None else None
+        offers = self.services.items.offers(who, self.services.devices_up(), entries)
         usage = self._usage() if self._usage is not None else {}
         # Most used first within each category; the registry's order breaks ties.
         order = {offer.item.id: i for i, offer in enumerate(offers)}
@@ -431,6 +437,8 @@ class Conductor:
 
     def back_to_catalogue(self) -> None:
         if self.journey is not None:
+            if not self._counted:
+                self._finished("abandoned")  # left for another item
             self.journey.detach()
         self.item, self.journey, self.answers, self.field_errors = None, None, {}, []
         self.field_index, self.commitment_accepted, self.problem = 0, False, None
@@ -477,6 +485,7 @@ class Conductor:
             self.journey = journey
             self.answers, self.field_index, self.field_errors = {}, 0, []
             self.commitment_accepted = False
+            self._counted = False
             if self.telemetry is not None:
                 self.telemetry.journey_started(item.id)
             self._show(Page.GUIDE)
@@ -695,7 +704,7 @@ class Conductor:
         level = RatingLevel(level)
         self._busy = True
         try:
-            ok = await self.journey.rate(level)
+            ok = await self.journey.rate(level, tuple(reasons))
         finally:
             self._busy = False
         if ok and self.telemetry is not None and self.item is not None:
@@ -704,7 +713,7 @@ class Conductor:
 
     def finish(self) -> None:
         """Skip the rating (or rated): the visit ends."""
-        if self.item is not None and self.outcome is not None:
+        if self.item is not None and self.outcome is not None and self.outcome is not Outcome.FAILED:
             self._finished("completed")
         if self.journey is not None:
             journey, self.journey = self.journey, None
@@ -714,9 +723,17 @@ class Conductor:
             self.machine.end(EndReason.COMPLETED)
 
     def _finished(self, outcome: str) -> None:
-        if self.telemetry is not None and self.item is not None:
-            self.telemetry.journey_finished(self.item.id, outcome)
-        self.outcome = self.outcome or Outcome.FAILED
+        """Count the journey's end once: completed, failed, or abandoned at the wipe."""
+        if self._counted or self.item is None or self.journey is None and outcome != "abandoned":
+            return
+        self._counted = True
+        if self.telemetry is not None:
+            try:
+                self.telemetry.journey_finished(self.item.id, outcome)
+            except Exception:  # counting must never stop a citizen's visit
+                _log.exception("telemetry failed")
+        if outcome == "failed":
+            self.outcome = self.outcome or Outcome.FAILED
 
     # -- problems --------------------------------------------------------------------------
     def _problem(self, key: str, actions: tuple[Action, ...], failure: JourneyFailure | None = None) -> None:

@@ -521,12 +521,13 @@ class JourneyEngine:
                 )
             )
 
-    async def _rate(self, run: _Run, level: RatingLevel) -> None:
+    async def _rate(self, run: _Run, level: RatingLevel, reasons: tuple[str, ...] = ()) -> None:
         rating = Rating(
             item_code=run.item.item_code,
             level=level,
             case_number=run.case_number,
             rated_at=self._wall(),
+            reasons=reasons,
         )
         try:
             await self._platform(self.platform.rate, rating)
@@ -759,9 +760,10 @@ class Journey:
         self.machine.move(State.RATING)
         self.engine._enter(self._run, State.RATING)
 
-    async def rate(self, level: RatingLevel) -> bool:
-        """一次一评; False when the rating could not be sent (a warning, never an error)."""
-        await self.engine._rate(self._run, level)
+    async def rate(self, level: RatingLevel, reasons: tuple[str, ...] = ()) -> bool:
+        """一次一评 (with the reason chips chosen); False when the rating could not be sent
+        (a warning, never an error)."""
+        await self.engine._rate(self._run, level, tuple(reasons))
         return self._run.rated is level
 
     def failed(self, failure: JourneyFailure) -> None:

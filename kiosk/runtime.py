@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kiosk.config import KioskConfig
 from kiosk.i18n import Translator
@@ -30,6 +32,12 @@ class Runtime:
     data_dir: Path
     speaker: Speaker
     log_handlers: list[logging.Handler] = field(default_factory=list)
+    # Optional parts the UI's conductor uses when present: fleet counters
+    # (kiosk/telemetry.py), the maintenance gate (provisioning/credentials.py) and the
+    # per-item usage that orders the catalogue.
+    telemetry: Any = None
+    gate: Any = None
+    usage: Callable[[], dict[str, int]] | None = None
 
 
 def build(

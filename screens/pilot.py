@@ -24,6 +24,14 @@ class PilotTimeout(AssertionError):
     pass
 
 
+def grab_window() -> Image.Image:
+    """The window as it is drawn now, as an RGB image (also the fleet's screenshot)."""
+    Window.dispatch("on_draw")
+    width, height = Window.size
+    data = glReadPixels(0, 0, width, height, GL_RGB, GL_UNSIGNED_BYTE)
+    return Image.frombytes("RGB", (width, height), data).transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+
+
 class _Touch(MotionEvent):
     def __init__(self, x: float, y: float) -> None:
         win = EventLoop.window
@@ -104,16 +112,14 @@ class Pilot:
         frame = scr.ids.get("frame")
         if frame is not None and widget_id in frame.ids:
             return frame.ids[widget_id]
+        targets = getattr(scr, "targets", {})  # widgets a page built from the conductor
+        if widget_id in targets:
+            return targets[widget_id]
         raise KeyError(f"no widget with id {widget_id!r} on screen {screen!r}")
 
     def grab(self) -> Image.Image:
         """The window as it is drawn now, as an RGB image."""
-        Window.dispatch("on_draw")
-        width, height = Window.size
-        data = glReadPixels(0, 0, width, height, GL_RGB, GL_UNSIGNED_BYTE)
-        return Image.frombytes("RGB", (width, height), data).transpose(
-            Image.Transpose.FLIP_TOP_BOTTOM
-        )
+        return grab_window()
 
     async def screenshot(self, path: Path) -> Path:
         await self.settle()

@@ -35,22 +35,31 @@ def prepare(runtime: Runtime, *, headless: bool) -> None:
     )
 
 
-async def run_async(runtime: Runtime, script: Script | None = None):
+async def run_async(runtime: Runtime, script: Script | None = None, **app_options):
+    """`app_options` go to `KioskApp` (tests: `with_services=False` for the bare shell,
+    `services_devices` to start only some simulators)."""
     from screens.app import KioskApp
     from screens.pilot import Pilot
 
-    app = KioskApp(runtime)
+    app = KioskApp(runtime, **app_options)
     if script is None:
-        await app.async_run(async_lib="asyncio")
+        try:
+            await app.async_run(async_lib="asyncio")
+        finally:
+            await app.close_services()
         return app
     pilot = Pilot(app)
     app_task = asyncio.create_task(app.async_run(async_lib="asyncio"))
     try:
         await pilot.started()
+        if app.with_services:
+            await asyncio.wait_for(app.services_ready.wait(), timeout=30)
+            await pilot.settle()
         await script(pilot)
     finally:
         app.stop()
         await asyncio.wait_for(app_task, timeout=10)
+        await app.close_services()
     return app
 
 

@@ -38,6 +38,20 @@ class AttractScreen(KioskScreen):
 class IdentifyScreen(KioskScreen):
     state = State.IDENTIFY
 
+    def refresh(self, app, conductor) -> None:
+        """Each way's readiness (and what to do when its device is down), a notice about
+        the last attempt, and the way in without identifying where an item allows it."""
+        cards = {"code": self.ids.code, "idcard": self.ids.idcard, "ssc": self.ids.ssc}
+        for status in conductor.ways():
+            card = cards[str(status.way)]
+            card.ready = status.ready
+            card.hint = app.t(f"attract.way_{status.way}_hint") if status.ready else app.t(status.message_key)
+        notice = conductor.notice
+        self.ids.notice.text = "" if notice is None else "！" + app.t(notice.message_key, **notice.params)
+        browse = self.ids.browse
+        shown = conductor.without_identity()
+        browse.opacity, browse.disabled = (1, False) if shown else (0, True)
+
 
 class OutOfServiceScreen(KioskScreen):
     state = State.OUT_OF_SERVICE

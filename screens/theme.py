@@ -55,6 +55,9 @@ class Palette:
             "outline button label": (self.primary, self.surface),
             "header": (self.on_header, self.header),
             "warning": (self.warning, self.warning_surface),
+            "warning on surface": (self.warning, self.surface),
+            "warning on background": (self.warning, self.background),
+            "disabled item text": (self.text_muted, self.background),
         }
 
 

@@ -6,7 +6,7 @@ Touchable widgets subclass `Touchable`, which the accessibility tests use to fin
 
 from __future__ import annotations
 
-from kivy.properties import StringProperty
+from kivy.properties import BooleanProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.label import Label
@@ -49,7 +49,30 @@ class WayCard(BoxLayout):
 
     title = StringProperty("")
     hint = StringProperty("")
+    ready = BooleanProperty(True)  # its device works; if not, `hint` says what to do
 
 
 class CountdownBanner(Touchable, ButtonBehavior, BoxLayout):
     """Non-blocking idle warning across the bottom; tapping it (or anything) continues."""
+
+
+class ChoiceButton(Touchable, ButtonBehavior, Label):
+    """An option (a choice, yes/no, a rating, a reason chip). Chosen ones are filled and
+    start with "✓", so the choice never rests on colour alone."""
+
+    selected = BooleanProperty(False)
+
+
+class KeyButton(Touchable, ButtonBehavior, Label):
+    """A keypad key or a stepper's − / +: large, square-ish, outlined."""
+
+
+class ItemButton(Touchable, ButtonBehavior, BoxLayout):
+    """A catalogue entry: the item's name and, when it cannot be used now, why."""
+
+    title = StringProperty("")
+    reason = StringProperty("")
+
+
+class Panel(BoxLayout):
+    """A white card for grouped text (guide sections, a result, the answers)."""

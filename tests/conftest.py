@@ -16,7 +16,7 @@ import traceback
 
 import pytest
 
-UI_TEST_TIMEOUT_S = 120
+UI_TEST_TIMEOUT_S = 110  # below pytest-timeout (120 s), so the child is killed, never orphaned
 
 
 @pytest.hookimpl(tryfirst=True)

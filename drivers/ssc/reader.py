@@ -482,7 +482,8 @@ async def create(
         ) from None
     else:
         stack.push_async_callback(asyncio.to_thread, pcscd.stop)
-    virtual_card = VirtualSscCard("wang").start()
+    # A kiosk starts with an empty slot: a card there at start-up would begin a visit.
+    virtual_card = VirtualSscCard("wang").start(inserted=False)
     stack.push_async_callback(asyncio.to_thread, virtual_card.stop)
     reader = SscReader(name, reader=f"{VPCD_READER} 00 00", command_timeout=section.timeout_s)
     reader.sim_card = virtual_card

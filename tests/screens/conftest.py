@@ -20,7 +20,9 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 @pytest.fixture
 def run_ui(tmp_path, clock, request):
-    def run(script, config: KioskConfig | None = None, *, speaker=None):
+    def run(script, config: KioskConfig | None = None, *, speaker=None, services=False, devices=None):
+        """`services`: open the kiosk's services (sandbox platform, outbox, simulated
+        `devices`) in the app, as `kiosk run` does; without, the bare shell."""
         config = config or KioskConfig()
         config = config.model_copy(update={"paths": PathsSection(data_dir=str(tmp_path / "var"))})
         runtime = build(config, clock=clock, log=False, speaker=speaker)
@@ -38,7 +40,9 @@ def run_ui(tmp_path, clock, request):
                 print(f"screenshot of the failure: {path}")
                 raise
 
-        return asyncio.run(run_async(runtime, guarded))
+        return asyncio.run(
+            run_async(runtime, guarded, with_services=services, services_devices=devices)
+        )
 
     return run
 

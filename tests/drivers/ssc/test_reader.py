@@ -249,6 +249,8 @@ async def test_create_sim_starts_pcscd_and_card_and_cleans_up(pcscd_running):
             assert device.status.lifecycle is Lifecycle.CLOSED
             await device.start()
             stack.push_async_callback(device.close)
+            assert not await device.card_present()  # the slot starts empty, like a kiosk's
+            await asyncio.to_thread(device.sim_card.insert)
             await device.wait_for_card(timeout=5)
             data = await device.read_card()
             assert data.name == CITIZENS["wang"].name
