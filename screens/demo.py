@@ -1,5 +1,6 @@
-"""The headless demo tour: plays the kiosk like a visitor would and keeps a PNG of every
-screen it visits, in both modes and both languages.
+"""The headless demo tour: plays the kiosk like visitors would and keeps a PNG of every
+screen it visits, in both modes and both languages, then whole journeys through the touch UI
+on the simulated hardware (normal and 长辈模式), each screen kept.
 
 The tour taps real widgets through the Pilot. To show the idle countdown without waiting a
 minute, the runtime's clock is an `OffsetClock` the tour moves forward.
@@ -80,4 +81,31 @@ def make_tour(out_dir: Path, clock: OffsetClock, shots: list[Path]):
         await pilot.settle()
         expect(pilot, State.ATTRACT)
 
+        # Whole journeys by touch through the simulators, every page kept.
+        from screens import journeys
+
+        for number, (item_id, citizen_id, via, elderly, options) in enumerate(UI_JOURNEYS, start=1):
+            mode = "elderly" if elderly else "normal"
+
+            async def page_shot(page: str, number=number, item_id=item_id, mode=mode) -> None:
+                await shot(f"j{number}-{item_id}-{mode}-{page}")
+
+            if elderly:
+                await pilot.tap(pilot.widget("attract", "elderly"))
+            walk = await journeys.visit(pilot, item_id, citizen_id, via, shot=page_shot, **options)
+            median = sorted(walk.transitions)[len(walk.transitions) // 2]
+            print(f"  UI journey {item_id} via {via} ({mode}): {len(walk.pages)} screens, "
+                  f"median touch→screen {median:.0f} ms", flush=True)
+
     return tour
+
+
+# (item, citizen, way to identify, 长辈模式, options): print / submit / query, every way.
+UI_JOURNEYS = (
+    ("ssc_participation_cert", "c01", "code", False, {}),
+    ("ssc_participation_cert", "c02", "code", True, {}),
+    ("flexible_employment_enrol", "c03", "ssc", False, {"rating": "satisfied", "reasons": ("easy",)}),
+    ("flexible_employment_enrol", "c05", "ssc", True, {}),
+    ("ssc_payment_records", "c04", "idcard", False, {"receipt": True}),
+    ("ssc_payment_records", "c04", "idcard", True, {"rating": None}),
+)

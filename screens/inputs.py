@@ -73,22 +73,23 @@ class ChoiceList(BoxLayout):
 
 
 class Keypad(BoxLayout):
-    """What was typed (large, grouped for reading back) over a 4×3 key grid."""
+    """What was typed (large, grouped for reading back) beside a 4×3 key grid, so the whole
+    keypad fits on a landscape screen even in 长辈模式 (no paging while typing)."""
 
     def __init__(self, value: str, on_value: OnValue, *, extra: str = "", max_length: int = 18,
                  group: tuple[int, ...] = (), **kwargs) -> None:
-        super().__init__(orientation="vertical", size_hint_y=None, **kwargs)
+        super().__init__(orientation="horizontal", size_hint_y=None, **kwargs)
         theme = _app().theme
-        self.spacing = dp(theme.spacing_dp) / 2
-        self.bind(minimum_height=self.setter("height"))
+        self.spacing = dp(theme.spacing_dp)
         self.value = str(value or "")
         self._on_value = on_value
         self._max = max_length
         self._group = group
-        self.display = TitleLabel(halign="center")
+        self.display = TitleLabel(halign="center", size_hint_x=0.4, pos_hint={"center_y": 0.5})
         self.add_widget(self.display)
-        grid = GridLayout(cols=3, size_hint_y=None, spacing=dp(theme.spacing_dp) / 2)
+        grid = GridLayout(cols=3, size_hint=(0.6, None), spacing=dp(theme.spacing_dp) / 2)
         grid.bind(minimum_height=grid.setter("height"))
+        grid.bind(height=self.setter("height"))
         keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", extra or "", "0", DELETE]
         self.keys: dict[str, KeyButton] = {}
         for key in keys:

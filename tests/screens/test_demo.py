@@ -20,7 +20,7 @@ def test_headless_demo_writes_a_screenshot_of_every_screen(tmp_path):
         text=True,
         cwd=tmp_path,
         env=HEADLESS_ENV,
-        timeout=120,
+        timeout=110,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     listed = [Path(line.strip()) for line in result.stdout.splitlines()
@@ -39,6 +39,18 @@ def test_headless_demo_writes_a_screenshot_of_every_screen(tmp_path):
     # The zh and en attract screens differ where the text is (the language really switched).
     zh, en = (Image.open(out / n).convert("L") for n in (names[0], names[2]))
     assert zh.tobytes() != en.tobytes()
+    # Whole journeys through the touch UI: every page of a visit, in normal and 长辈模式.
+    pages = {}
+    for name in names:
+        parts = name[3:-4].split("-")
+        if parts[0].startswith("j") and parts[0][1:].isdigit():
+            pages.setdefault(parts[2], set()).add("-".join(parts[3:]))
+    for mode in ("normal", "elderly"):
+        assert pages[mode] >= {"identify", "catalogue", "guide", "field-choice", "field-phone",
+                               "field-month", "field-year", "consent", "commitment", "confirm",
+                               "result", "rating"}, (mode, pages[mode])
+    assert len({n.split("-")[1] for n in names if n[3:4] == "j"}) >= 3
+    assert result.stdout.count("UI journey ") >= 3
     assert (tmp_path / "var").is_dir()  # the demo's state stayed in its own folder
 
     # The system part: whole journeys on the simulated devices and the sandbox.
