@@ -4,7 +4,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench fuzz clean
 
 setup:
 	@bash .ci/bootstrap.sh
@@ -20,6 +20,12 @@ bench: setup
 		echo "== $$script" >&2; \
 		$(BIN)/python $$script; \
 	done
+
+# Every parser of outside bytes with 100,000 generated inputs each (~25 min on 2 cores);
+# `make test` runs a short count of the same targets. Counts: test-artifacts/fuzz/report.json.
+fuzz: setup
+	@FUZZ_EXAMPLES=100000 $(BIN)/python -m pytest tests/fuzz/test_fuzz.py -q; status=$$?; \
+		$(BIN)/python -m tests.fuzz --summary; exit $$status
 
 clean:
 	rm -rf $(VENV) demo-out test-artifacts var .pytest_cache .hypothesis

@@ -17,7 +17,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+import math
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 WIRE_VERSION = 1
 HEARTBEAT_INTERVAL_S = 30
@@ -52,9 +54,29 @@ CommandName = Literal[
 ]
 
 
+def _finite(value: Any, depth: int = 0) -> Any:
+    """Free-form JSON (command args, result data) holds no NaN or ±Infinity: stored, they
+    come back as null and the record no longer parses."""
+    if depth > 32:
+        raise ValueError("nested too deeply")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite")
+    if isinstance(value, dict):
+        for item in value.values():
+            _finite(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _finite(item, depth + 1)
+    return value
+
+
+FreeJson = Annotated[dict[str, Any], AfterValidator(_finite)]
+
+
 class _Model(BaseModel):
     # Unknown fields are refused: a typo on either side fails loudly instead of being dropped.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No NaN or ±Infinity anywhere: JSON has no such numbers and storage would turn them null.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DeviceError(_Model):
@@ -161,7 +183,7 @@ class Heartbeat(_Model):
 class Command(_Model):
     id: Ident
     name: CommandName
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: FreeJson = Field(default_factory=dict)
     issued_at: float
     expires_at: float
 
@@ -178,7 +200,7 @@ class CommandResult(_Model):
     command_id: Ident
     status: Literal["done", "failed", "rejected", "expired"]
     detail: ShortText = ""
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: FreeJson = Field(default_factory=dict)
     finished_at: float
 
 

@@ -14,7 +14,7 @@ import importlib.util
 import itertools
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -357,9 +357,19 @@ def _load_locales(folder: Path, item_id: str) -> tuple[dict[str, dict[str, str]]
                         f"{key} has no {other} translation", f"add {key} to locales/{other}.toml",
                     )
                 )
-        zh, en = (tables[loc] for loc in i18n.LOCALES)
-        for key in sorted(set(zh) & set(en)):
-            if i18n.placeholders(zh[key]) != i18n.placeholders(en[key]):
+        for key in sorted(set.intersection(*(set(tables[loc]) for loc in i18n.LOCALES))):
+            found = {loc: _placeholders(tables[loc][key]) for loc in i18n.LOCALES}
+            for locale, names in found.items():
+                if names is None:
+                    problems.append(
+                        LintProblem(
+                            str(directory / f"{locale}.toml"),
+                            locate(lines[locale], tuple(key.split("."))),
+                            f"{key} has an unpaired {{ or }}",
+                            "write {name} for a placeholder and {{ or }} for a literal brace",
+                        )
+                    )
+            if None not in found.values() and found[i18n.LOCALES[0]] != found[i18n.LOCALES[1]]:
                 problems.append(
                     LintProblem(
                         str(directory / "en.toml"), locate(lines["en"], tuple(key.split("."))),
@@ -370,11 +380,29 @@ def _load_locales(folder: Path, item_id: str) -> tuple[dict[str, dict[str, str]]
     return tables, problems
 
 
+def _placeholders(text: str) -> set[str] | None:
+    """The {names} in a translation, or None when its braces do not pair up (str.format,
+    which renders it, would raise ValueError)."""
+    try:
+        return i18n.placeholders(text)
+    except ValueError:
+        return None
+
+
 def _walk(table: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, value) of every leaf, in file order. Iterative: TOML's dotted keys
+    (`a.b.c... = 1`) nest tables as deep as the line is long, past Python's recursion limit."""
     out: list[tuple[str, Any]] = []
-    for key, value in table.items():
+    stack: list[tuple[str, Iterator[tuple[str, Any]]]] = [(prefix, iter(table.items()))]
+    while stack:
+        path, entries = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        key, value = entry
         if isinstance(value, Mapping):
-            out += _walk(value, f"{prefix}{key}.")
+            stack.append((f"{path}{key}.", iter(value.items())))
         else:
-            out.append((f"{prefix}{key}", value))
+            out.append((f"{path}{key}", value))
     return out

@@ -468,7 +468,14 @@ class Manifest(BaseModel):
                 )
             seen[item_field.id] = i
         if self.certificate_field is not None:
-            chosen = self.field(self.certificate_field)
+            # A KeyError here would escape pydantic untranslated: name the problem instead.
+            chosen = next((f for f in self.fields if f.id == self.certificate_field), None)
+            if chosen is None:
+                raise _rule(
+                    f"certificate_field '{self.certificate_field}' names no field",
+                    "set it to the id of a [[fields]] entry with type = \"choice\"",
+                    at="certificate_field",
+                )
             if not isinstance(chosen, ChoiceField):
                 raise _rule(
                     f"certificate_field '{self.certificate_field}' is not a choice field",
@@ -580,6 +587,17 @@ def parse_toml(raw: bytes | str, file: str) -> tuple[dict[str, Any], str]:
         ) from None
     try:
         return tomllib.loads(text), text
+    except RecursionError:
+        # tomllib recurses once per nested array or inline table; a few hundred levels
+        # exhaust the stack. No manifest nests more than three deep.
+        raise ManifestError(
+            [
+                LintProblem(
+                    file, 1, "arrays or inline tables are nested too deeply",
+                    "nest at most a few levels: use [tables] and [[arrays of tables]]",
+                )
+            ]
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         detail = str(exc)
         match = _TOML_POSITION.search(detail)
@@ -878,6 +896,6 @@ def key_lines(text: str) -> dict[tuple, int]:
                 start = scanner.pos
                 scanner.key_value(table)
                 scanner._progressed(start)
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, RecursionError):
         pass
     return scanner.lines

@@ -41,6 +41,9 @@ DeviceId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 IdempotencyKey = Annotated[str, Field(min_length=8, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 # A scanned 苏服码 is opaque: only its size is bounded on the wire.
 CodeText = Annotated[str, Field(min_length=1, max_length=256)]
+# Lifetimes in seconds. Bounded: the client adds them to a float clock, and an answer with
+# a 400-digit integer would otherwise end in OverflowError instead of a protocol error.
+LifetimeSeconds = Annotated[int, Field(gt=0, le=2**31 - 1)]
 # Rating level in the deployed reporting interface's coding: 5 = 非常满意 … 1 = 非常不满意.
 ReportingLevel = Annotated[int, Field(ge=1, le=5)]
 
@@ -98,7 +101,7 @@ class OAuthErrorAnswer(_Answer):
 class TokenAnswer(_Answer):
     access_token: Annotated[str, Field(min_length=16, max_length=2048)]
     token_type: str = "Bearer"
-    expires_in: Annotated[int, Field(gt=0)]
+    expires_in: LifetimeSeconds
     scope: str = ""
 
 
@@ -131,7 +134,7 @@ class Holder(_Answer):
 
 class AuthorizationGrant(_Answer):
     token: Annotated[str, Field(min_length=16, max_length=2048)]
-    expires_in: Annotated[int, Field(gt=0)]
+    expires_in: LifetimeSeconds
     # Plain strings: a gateway may know types the kiosk does not; the client keeps the known.
     certificate_types: list[str] = []
 
