@@ -1,10 +1,13 @@
-"""Cold start of the kiosk app to its first rendered attract frame, and the process's peak RSS.
+"""Cold start of the kiosk app to its first rendered attract frame, then to its services being
+up (platform client, outbox, the five simulated devices), and the process's peak RSS.
 
 Each run starts a new `kiosk run --headless --quit-after-first-frame` process (offscreen
 SDL + Mesa, the same code path as a real kiosk minus the display) and times it from spawn
-to the line the app prints once the first frame is on screen. Peak RSS comes from the
-child's own rusage. Median of N runs (default 5); the last line printed is JSON:
-{"start_s": ..., "rss_mb": ..., "runs": N, "start_s_each": [...], "rss_mb_each": [...]}
+to the line the app prints once the first frame is on screen, and to the line it prints once
+its services are ready (they start after the first frame). Peak RSS comes from the child's
+own rusage (at the end: everything loaded); `rss_first_frame_mb` is its peak at the first
+frame. Median of N runs (default 5); the last line printed is JSON:
+{"start_s": ..., "ready_s": ..., "rss_mb": ..., "rss_first_frame_mb": ..., "runs": N, ...}
 Goals (issue 2): start_s <= 2.0, rss_mb <= 200 on a 2-core machine.
 """
 
@@ -23,7 +26,7 @@ from pathlib import Path
 KIOSK = Path(sys.executable).with_name("kiosk")
 
 
-def one_run(config: Path) -> tuple[float, float]:
+def one_run(config: Path) -> tuple[float, float, float, float]:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -33,18 +36,24 @@ def one_run(config: Path) -> tuple[float, float]:
         env=env,
         text=True,
     )
-    first_frame = None
+    first_frame = ready = None
+    rss_first = 0.0
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith('{"first_frame"'):
             first_frame = time.perf_counter() - started
+            rss_first = json.loads(line)["rss_mb"]
+        elif line.startswith('{"services_ready"'):
+            if not json.loads(line)["services_ready"]:
+                raise SystemExit("the kiosk's services failed to start")
+            ready = time.perf_counter() - started
             break
     proc.stdout.close()
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if first_frame is None or proc.returncode != 0:
-        raise SystemExit(f"kiosk run failed (exit {proc.returncode}) before its first frame")
-    return first_frame, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    if first_frame is None or ready is None or proc.returncode != 0:
+        raise SystemExit(f"kiosk run failed (exit {proc.returncode}) before its services were up")
+    return first_frame, ready, usage.ru_maxrss / 1024, rss_first  # ru_maxrss: KiB on Linux
 
 
 def main() -> None:
@@ -56,15 +65,20 @@ def main() -> None:
         config.write_text('[paths]\ndata_dir = "var"\n[logging]\nlevel = "WARNING"\n')
         one_run(config)  # warm-up: creates Kivy's home once, as on an installed kiosk
         results = [one_run(config) for _ in range(args.runs)]
-    starts = [round(s, 3) for s, _ in results]
-    rss = [round(r, 1) for _, r in results]
+    starts = [round(r[0], 3) for r in results]
+    readies = [round(r[1], 3) for r in results]
+    rss = [round(r[2], 1) for r in results]
+    rss_first = [round(r[3], 1) for r in results]
     print(
         json.dumps(
             {
                 "start_s": round(statistics.median(starts), 3),
+                "ready_s": round(statistics.median(readies), 3),
                 "rss_mb": round(statistics.median(rss), 1),
+                "rss_first_frame_mb": round(statistics.median(rss_first), 1),
                 "runs": args.runs,
                 "start_s_each": starts,
+                "ready_s_each": readies,
                 "rss_mb_each": rss,
             }
         )

@@ -44,9 +44,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.quit_after_first_frame:
 
         async def script(pilot) -> None:  # the first frame is already on screen
-            print(json.dumps({"first_frame": True}), flush=True)
+            import asyncio
+            import resource
 
-    run(runtime, headless=_headless(args), script=script)
+            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(json.dumps({"first_frame": True, "rss_mb": round(rss_mb, 1)}), flush=True)
+            # Then the services (platform client, outbox, devices) come up behind it.
+            await asyncio.wait_for(pilot.app.services_ready.wait(), timeout=60)
+            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(json.dumps({"services_ready": pilot.app.services_error is None,
+                              "rss_mb": round(rss_mb, 1)}), flush=True)
+
+    run(runtime, headless=_headless(args), script=script, wait_services=False)
     return 0
 
 

@@ -7,9 +7,13 @@ by `Identity.create`, and the card's own sex field wins over the one derived fro
 
 from __future__ import annotations
 
-from drivers.idcard.card import ResidentIdCard
-from drivers.ssc.card import SscCardData
+from typing import TYPE_CHECKING
+
 from kiosk.identity.model import Identity, IdentitySource, Sex
+
+if TYPE_CHECKING:  # the readers' packages load pyscard and pyserial: only where they run
+    from drivers.idcard.card import ResidentIdCard
+    from drivers.ssc.card import SscCardData
 
 
 def _nation_name(nation: str | None) -> str | None:

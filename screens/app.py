@@ -28,17 +28,13 @@ from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 from kiosk import sdnotify
-from kiosk.conductor import Conductor, Page
 from kiosk.runtime import Runtime
 from kiosk.session import CITIZEN_STATES, EndReason, State, Transition
 from kiosk.speech import Speaker
 from screens import theme
 from screens import widgets  # noqa: F401  (registers the widget classes used in kv)
-from screens.maintenance import MAINTENANCE_SCREENS
-from screens.pages import PAGE_SCREENS, PagedScroll, StepScreen  # noqa: F401  (kv classes)
 from screens.screens import KV_FILES, SCREENS, KioskScreen, ScreenFrame  # noqa: F401
 
-ALL_SCREENS = (*SCREENS, *PAGE_SCREENS, *MAINTENANCE_SCREENS)
 
 
 def _completed_by_item(telemetry):
@@ -48,7 +44,6 @@ def _completed_by_item(telemetry):
         return {item: counts.get("completed", 0) for item, counts in telemetry.totals()["items"].items()}
 
     return usage
-ALL_KV_FILES = (*KV_FILES, "pages.kv")
 
 _KV_DIR = Path(__file__).with_name("kv")
 _log = logging.getLogger(__name__)
@@ -95,7 +90,7 @@ class KioskApp(App):
         self.with_services = with_services
         self._services_devices = services_devices
         self.services = None
-        self.conductor: Conductor | None = None
+        self.conductor = None  # kiosk.conductor.Conductor, once the services are up
         self.services_ready = asyncio.Event()
         self.services_error: BaseException | None = None
         self._services_stack: contextlib.AsyncExitStack | None = None
@@ -108,13 +103,13 @@ class KioskApp(App):
 
     # -- building ----------------------------------------------------------------------
     def build(self):
-        for name in ALL_KV_FILES:
+        for name in KV_FILES:
             Builder.load_file(str(_KV_DIR / name))
         from screens.widgets import CountdownBanner
 
         root = FloatLayout()
         self.screen_manager = ScreenManager(transition=NoTransition())
-        for screen_class in ALL_SCREENS:
+        for screen_class in SCREENS:
             self.screen_manager.add_widget(screen_class())
         root.add_widget(self.screen_manager)
         self.banner = CountdownBanner()
@@ -160,6 +155,11 @@ class KioskApp(App):
                 from screens.ops import maintenance_gate
 
                 gate = maintenance_gate(config.resolve(config.fleet.state_dir))
+            # The journey's screens and the conductor load with the services, after the
+            # first frame: start-up shows the attract screen without them.
+            from kiosk.conductor import Conductor
+
+            self._add_journey_screens()
             conductor = Conductor(services, self.machine, telemetry=telemetry, gate=gate,
                                   usage=self.runtime.usage or _completed_by_item(telemetry))
             conductor.locale = self.locale
@@ -355,11 +355,20 @@ class KioskApp(App):
             self.speak_prompt()
         # With a conductor, its page change (which follows this transition) shows the screen.
 
-    def _on_page(self, page: Page) -> None:
+    def _add_journey_screens(self) -> None:
+        from screens.maintenance import MAINTENANCE_SCREENS
+        from screens.pages import PAGE_SCREENS
+
+        Builder.load_file(str(_KV_DIR / "pages.kv"))
+        for screen_class in (*PAGE_SCREENS, *MAINTENANCE_SCREENS):
+            if not self.screen_manager.has_screen(screen_class.state.value):
+                self.screen_manager.add_widget(screen_class())
+
+    def _on_page(self, page) -> None:
         previous = self.screen_manager.current if self.screen_manager else None
         self._show(page)
         self._tick(0)
-        if previous != page.value or page is Page.FIELD:
+        if previous != page.value or page.value == "field":
             self.speak_prompt()
 
     @property
@@ -368,7 +377,7 @@ class KioskApp(App):
             return self.conductor.page.value
         return self.machine.state.value
 
-    def _show(self, state: State | Page) -> None:
+    def _show(self, state) -> None:
         if self.screen_manager is None:
             return
         name = self.conductor.page.value if self.conductor is not None else state.value

@@ -35,9 +35,11 @@ def prepare(runtime: Runtime, *, headless: bool) -> None:
     )
 
 
-async def run_async(runtime: Runtime, script: Script | None = None, **app_options):
+async def run_async(runtime: Runtime, script: Script | None = None, *, wait_services: bool = True,
+                    **app_options):
     """`app_options` go to `KioskApp` (tests: `with_services=False` for the bare shell,
-    `services_devices` to start only some simulators)."""
+    `services_devices` to start only some simulators). The script starts once the services
+    are up, unless `wait_services` is false (it then starts at the first frame)."""
     from screens.app import KioskApp
     from screens.pilot import Pilot
 
@@ -52,7 +54,7 @@ async def run_async(runtime: Runtime, script: Script | None = None, **app_option
     app_task = asyncio.create_task(app.async_run(async_lib="asyncio"))
     try:
         await pilot.started()
-        if app.with_services:
+        if app.with_services and wait_services:
             await asyncio.wait_for(app.services_ready.wait(), timeout=30)
             await pilot.settle()
         await script(pilot)
@@ -63,8 +65,9 @@ async def run_async(runtime: Runtime, script: Script | None = None, **app_option
     return app
 
 
-def run(runtime: Runtime, *, headless: bool, script: Script | None = None) -> None:
+def run(runtime: Runtime, *, headless: bool, script: Script | None = None,
+        wait_services: bool = True) -> None:
     started = time.monotonic()
     prepare(runtime, headless=headless)
-    asyncio.run(run_async(runtime, script))
+    asyncio.run(run_async(runtime, script, wait_services=wait_services))
     _log.info("kiosk UI stopped after %.1f s", time.monotonic() - started)

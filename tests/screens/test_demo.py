@@ -73,4 +73,6 @@ def test_run_headless_reports_its_first_frame_and_exits(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"first_frame": True}
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines() if line.startswith("{")]
+    assert lines[0]["first_frame"] is True and lines[0]["rss_mb"] > 0
+    assert lines[1]["services_ready"] is True  # then the services came up behind it
