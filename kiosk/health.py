@@ -189,6 +189,12 @@ class ServicesHealthSource:
             self.config_version = config_version(getattr(self.services.config, "source", None))
             return CommandOutcome("done", "config reloaded", {"config": self.config_version})
         if name == "screenshot":
+            # The window mid-session shows what the citizen sees (their item, answers,
+            # results): ops get pictures of the kiosk between citizens only.
+            if self.actions.screen_state() == "in_session":
+                return CommandOutcome(
+                    "rejected", "a citizen is using the kiosk: screenshots only between sessions"
+                )
             png = await self.actions.screenshot()
             if len(png) > MAX_SCREENSHOT_BYTES:
                 return CommandOutcome("failed", f"screenshot too large ({len(png)} bytes)")

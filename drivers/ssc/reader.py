@@ -339,8 +339,15 @@ class SscReader(Device):
         return self._context
 
     def _ensure_reader(self) -> str:
+        had_context = self._context is not None
         context = self._ensure_context()
         result, names = scard.SCardListReaders(context, [])
+        if result in _SERVICE_DOWN and had_context:
+            # A context from before a pcscd restart is dead even though the new pcscd is up:
+            # try once with a fresh one, so the citizen who comes next is not refused.
+            self._drop_context()
+            context = self._ensure_context()
+            result, names = scard.SCardListReaders(context, [])
         if result in _SERVICE_DOWN:
             raise self._service_down(result, "list readers")
         if result in _READER_GONE or (result == scard.SCARD_S_SUCCESS and not names):
