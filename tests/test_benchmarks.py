@@ -17,6 +17,8 @@ CASES = {
     "qr.py": (["--frames", "3"], {"sets"}),
     "print.py": (["--runs", "3"], {"receipt_median_ms", "receipt_bytes"}),
     "journey.py": (["--runs", "2"], {"journeys"}),
+    "ui.py": (["--rounds", "1"], {"transition_median_ms", "transition_p95_ms"}),
+    "fleet.py": (["--smoke"], {"ours", "pushgateway", "ratio"}),
 }
 
 
