@@ -221,7 +221,12 @@ class KioskApp(App):
         for task in list(self._tasks):
             task.cancel()
         if stack is not None:
-            await stack.aclose()
+            try:
+                await asyncio.wait_for(stack.aclose(), timeout=20)
+            except TimeoutError:
+                pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                _log.error("services did not stop within 20 s; pending: %s",
+                           [t.get_coro() for t in pending])
         self.services = self.conductor = None
 
     def run_task(self, coro) -> asyncio.Task:

@@ -1,0 +1,139 @@
+"""200 visits in one running app: memory stays flat and nothing of the last citizen remains.
+
+Each visit is real end to end — the citizen's 苏服码 goes through the simulated scanner (pty)
+and is verified by the sandbox platform over HTTP, the page for every step is built and drawn,
+the platform is queried — but the steps are the conductor's verbs, not touches, so 200
+visits fit in CI's time (touch-driven journeys are in test_journeys_ui.py). Memory is the
+process's resident set after a warm-up and after the 200 visits. The search for the last
+citizen walks every object reachable from the app (gc referents) except the simulated world
+(the sandbox platform and the hardware simulators, which stand for things outside the kiosk).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+
+import pytest
+
+from kiosk.platform.sandbox.seed import CITIZENS
+
+pytestmark = pytest.mark.ui
+
+DEVICES = {"qr", "id_card", "receipt_printer", "a4_printer"}
+VISITS = int(os.environ.get("ENDURANCE_VISITS", "200"))
+WARM_UP = 20
+ITEM = "ssc_payment_records"  # a query: identify, one field, platform call
+
+
+def rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def settle_memory() -> float:
+    import ctypes
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+    return rss_mb()
+
+
+def reachable_strings(roots, skip_types):
+    """Every str reachable from `roots` through gc referents, not entering `skip_types`,
+    classes, modules or module namespaces (the code and its constants, such as the sandbox's
+    seed citizens, are not data the app holds)."""
+    import sys
+    import types
+
+    module_dicts = {id(m.__dict__) for m in list(sys.modules.values()) if m is not None}
+    seen, stack, found = set(), list(roots), []
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str):
+            found.append(obj)
+            continue
+        if isinstance(obj, (type, types.ModuleType, types.CodeType, *skip_types)) or id(obj) in module_dicts:
+            continue
+        stack.extend(gc.get_referents(obj))
+    return found
+
+
+@pytest.mark.timeout(300)
+def test_200_visits_keep_memory_flat_and_forget_the_last_citizen(run_ui):
+    async def script(pilot):
+        from drivers.sim.escpos_printer import EscposPrinterEmulator
+        from drivers.sim.ippeve import IppEvePrinter
+        from drivers.sim.sam import SamSimulator, SimCard
+        from drivers.sim.serial_scanner import SerialScannerSimulator
+        from kiosk.platform.sandbox.embedded import EmbeddedSandbox
+        from kiosk.simulation import fresh_code
+        from screens import journeys
+
+        app = pilot.app
+        conductor = app.conductor
+        scanner = app.services.devices.devices["qr"].simulator
+        citizens = [c for c in CITIZENS if c.citizen_id in ("c01", "c02", "c04", "c05")]
+
+        done = []
+
+        async def visit(citizen) -> None:
+            # The citizen shows a fresh 苏服码 (the ID card's slower read is covered by the
+            # journeys in test_journeys_ui.py); it is verified for the item when chosen.
+            scanner.scan(await fresh_code(app.services, citizen.citizen_id))
+            await pilot.wait_for(lambda: conductor.page.value == "catalogue", timeout=10,
+                                 what=f"catalogue for {citizen.citizen_id} (page {conductor.page}, "
+                                      f"notice {conductor.notice}, visits {len(done)})")
+            await conductor.choose(ITEM)
+            assert conductor.page.value == "guide", conductor.problem
+            conductor.start_item()
+            value = conductor.field_options()[0][0] if conductor.field_options() else None
+            item_field = conductor.current_field
+            conductor.set_answer(item_field.id, value if value is not None else _year())
+            conductor.next_field()
+            conductor.confirm()
+            await pilot.wait_for(lambda: conductor.page.value in ("result", "problem"), timeout=20, what="result")
+            assert conductor.page.value == "result", conductor.problem
+            conductor.done()
+            await conductor.rate("satisfied")
+            await pilot.wait_for(lambda: app.page == "attract", timeout=10, what="attract")
+            done.append(citizen.citizen_id)
+
+        def _year():
+            import datetime as dt
+
+            return dt.date.today().year
+
+        import time
+
+        started = time.monotonic()
+        for i in range(WARM_UP):
+            await visit(citizens[i % len(citizens)])
+        print(f"{WARM_UP} visits in {time.monotonic() - started:.1f} s", flush=True)
+        before = settle_memory()
+        last = None
+        for i in range(VISITS):
+            last = citizens[i % len(citizens)]
+            await visit(last)
+        after = settle_memory()
+        print(f"RSS after warm-up {before:.1f} MB, after {VISITS} visits {after:.1f} MB")
+        assert after - before <= 10, (before, after)
+
+        # Nothing the app can reach still holds the last citizen's name or ID number.
+        await journeys.wait_page(pilot, "attract")
+        skip = (EmbeddedSandbox, SamSimulator, SerialScannerSimulator, EscposPrinterEmulator, IppEvePrinter, SimCard)
+        walk_started = time.monotonic()
+        strings = reachable_strings([app, app.runtime, app.services, conductor], skip)
+        print(f"{len(strings)} strings reachable, walked in {time.monotonic() - walk_started:.1f} s")
+        assert len(strings) > 5_000  # the walk really went through the app
+        for secret in (last.name, last.id_number, last.id_number.lower()):
+            hits = [s for s in strings if secret in s]
+            assert not hits, f"{secret!r} still reachable: {hits[:3]}"
+
+    run_ui(script, services=True, devices=DEVICES)
