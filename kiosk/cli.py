@@ -67,8 +67,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not headless:
         from screens.run import run
 
+        from fleet.demo import FleetDemo
+
         print("kiosk demo: interactive on this display; close the window to stop.")
-        run(build(config), headless=False)
+        with FleetDemo(config, Path(args.out).resolve() / "fleet" / "work") as fleet:
+            print(fleet.summary())
+            run(build(config), headless=False)
         return 0
     from screens.demo import OffsetClock, make_tour
     from screens.run import run
@@ -77,12 +81,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from kiosk.demo import run_journeys
 
+    from fleet.demo import FleetDemo
+
     out_dir = Path(args.out).resolve()
     clock = OffsetClock()
     shots: list[Path] = []
-    run(build(config, clock=clock), headless=True, script=make_tour(out_dir, clock, shots))
+    fleet_dir = out_dir / "fleet"
+    # The fleet around the kiosk: a fleet server, this kiosk enrolled, its agent reporting.
+    dashboard: list[Path] = []
+    with FleetDemo(config, fleet_dir / "work", interval_s=2.0) as fleet:
+        run(build(config, clock=clock), headless=True,
+            script=make_tour(out_dir, clock, shots, fleet=fleet, dashboard=dashboard))
+        summary = fleet.summary()
     print(f"kiosk demo (no display): {len(shots)} screenshots in {out_dir}")
     for path in shots:
+        print(f"  {path}")
+    print("the fleet: this kiosk enrolled, its agent reporting; dashboard screenshots:")
+    print("  " + summary.replace("\n", "\n  "))
+    for path in dashboard:
         print(f"  {path}")
     print("whole journeys on the simulated devices and the sandbox platform:")
     outputs = asyncio.run(run_journeys(config, out_dir))

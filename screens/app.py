@@ -174,6 +174,10 @@ class KioskApp(App):
             sdnotify.status(f"serving: {len(services.devices.devices)} devices, {len(services.items)} items")
             self.run_task(sdnotify.watchdog_loop(self._healthy))
             _log.info("services up: %d devices, %d items", len(services.devices.devices), len(services.items))
+            if services.sandbox is not None and not self.runtime.config.display.fullscreen:
+                # Demo: a phone for each test citizen, showing their live 苏服码.
+                print(f"sandbox phone pages (苏服码 of the test citizens): "
+                      f"{services.sandbox.url.rstrip('/')}/sandbox/phone/c01 … c07", flush=True)
         except Exception as exc:  # noqa: BLE001 - the kiosk stays up and says it is out of service
             self.services_error = exc
             _log.exception("services failed to start")

@@ -37,7 +37,12 @@ def expect(pilot: Pilot, state: State) -> None:
         raise AssertionError(f"demo expected state {state}, kiosk is in {actual}")
 
 
-def make_tour(out_dir: Path, clock: OffsetClock, shots: list[Path]):
+def make_tour(out_dir: Path, clock: OffsetClock, shots: list[Path], fleet=None,
+              dashboard: list[Path] | None = None):
+    """`fleet`: a running `fleet.demo.FleetDemo`; the tour ends once its agent has reported
+    this kiosk (running, with its devices) to the fleet server, and the dashboard's pages are
+    captured into `dashboard` while the app still runs."""
+
     async def tour(pilot: Pilot) -> None:
         app = pilot.app
 
@@ -96,6 +101,14 @@ def make_tour(out_dir: Path, clock: OffsetClock, shots: list[Path]):
             median = sorted(walk.transitions)[len(walk.transitions) // 2]
             print(f"  UI journey {item_id} via {via} ({mode}): {len(walk.pages)} screens, "
                   f"median touch→screen {median:.0f} ms", flush=True)
+
+        if fleet is not None:
+            import asyncio
+
+            # Blocking HTTP polls in a thread: this loop serves the agent's health socket.
+            await asyncio.to_thread(fleet.wait_for_heartbeats, 2, 60)
+            if dashboard is not None:
+                dashboard.extend(await asyncio.to_thread(fleet.screenshots, out_dir / "fleet"))
 
     return tour
 

@@ -24,7 +24,8 @@ def test_headless_demo_writes_a_screenshot_of_every_screen(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     listed = [Path(line.strip()) for line in result.stdout.splitlines()
-              if line.strip().endswith(".png") and not Path(line.strip()).name.startswith("journey-")]
+              if line.strip().endswith(".png") and not Path(line.strip()).name.startswith("journey-")
+              and Path(line.strip()).parent == out]
     names = [p.name for p in listed]
     assert names == sorted(p.name for p in out.glob("[0-9]*.png"))
     for expected in ("attract-zh", "attract-zh-elderly", "attract-en", "identify-zh",
@@ -51,6 +52,11 @@ def test_headless_demo_writes_a_screenshot_of_every_screen(tmp_path):
                                "result", "rating"}, (mode, pages[mode])
     assert len({n.split("-")[1] for n in names if n[3:4] == "j"}) >= 3
     assert result.stdout.count("UI journey ") >= 3
+    # The fleet around it: a server, this kiosk enrolled and reporting, the dashboard captured.
+    assert "heartbeats with the app running" in result.stdout
+    for page in ("overview", "kiosks", "kiosk", "alerts", "stats", "map"):
+        shot = out / "fleet" / f"{page}.png"
+        assert shot.is_file() and Image.open(shot).size[0] == 1280, page
     assert (tmp_path / "var").is_dir()  # the demo's state stayed in its own folder
 
     # The system part: whole journeys on the simulated devices and the sandbox.
