@@ -778,13 +778,16 @@ class Conductor:
             self.maintenance_notice = None
             self._show(Page.MAINTENANCE_LOGIN)
 
-    def enter_pin(self, pin: str) -> bool:
-        """The engineer typed the PIN for the credential they showed."""
+    async def enter_pin(self, pin: str) -> bool:
+        """The engineer typed the PIN for the credential they showed. The check (a slow
+        key derivation, on purpose) runs off the loop."""
         if self._credential is None or self.gate is None:
             self.maintenance_notice = Notice("maintenance.no_gate")
             self._changed()
             return False
-        result = self.gate.attempt(self._credential, pin)
+        result = await asyncio.to_thread(self.gate.attempt, self._credential, pin)
+        if self.page is not Page.MAINTENANCE_LOGIN:
+            return False  # cancelled meanwhile
         if not getattr(result, "ok", False):
             reason = getattr(result, "reason", "refused")
             self.maintenance_notice = Notice(f"maintenance.refused.{reason}")

@@ -39,7 +39,8 @@ class MaintenanceLoginScreen(StepScreen):
             self.targets[f"key:{name}"] = button
         self.action("cancel", app.t("maintenance.cancel"), conductor.exit)
         self.spacer()
-        self.action("open", app.t("maintenance.open"), lambda: conductor.enter_pin(self.pin), primary=True)
+        self.action("open", app.t("maintenance.open"),
+                    lambda: app.run_task(conductor.enter_pin(self.pin)), primary=True)
 
     def _typed(self, value: str) -> None:
         self.pin = value

@@ -20,12 +20,14 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 @pytest.fixture
 def run_ui(tmp_path, clock, request):
-    def run(script, config: KioskConfig | None = None, *, speaker=None, services=False, devices=None):
+    def run(script, config: KioskConfig | None = None, *, speaker=None, services=False, devices=None,
+            gate=None):
         """`services`: open the kiosk's services (sandbox platform, outbox, simulated
         `devices`) in the app, as `kiosk run` does; without, the bare shell."""
         config = config or KioskConfig()
         config = config.model_copy(update={"paths": PathsSection(data_dir=str(tmp_path / "var"))})
         runtime = build(config, clock=clock, log=False, speaker=speaker)
+        runtime.gate = gate  # the maintenance gate (default: from the kiosk's enrolment)
         from screens.run import prepare, run_async
 
         prepare(runtime, headless=True)
