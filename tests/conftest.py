@@ -96,3 +96,22 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def pcscd():
+    """The session's one pcscd (Debian's pcscd ignores PCSCLITE_CSOCK_NAME: only one can run
+    per machine). Tests that restart it leave it running; the kiosk's services reuse it."""
+    from drivers.sim.pcscd import Pcscd, PcscdAlreadyRunning
+
+    daemon = Pcscd()
+    try:
+        daemon.start()
+    except PcscdAlreadyRunning:
+        pytest.fail(
+            "another pcscd is running on this machine; these tests need their own "
+            "(stop it, e.g. a leftover from an interrupted run)",
+            pytrace=False,
+        )
+    yield daemon
+    daemon.stop()

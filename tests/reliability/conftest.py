@@ -4,9 +4,8 @@
 - `Needles` — every form a test citizen's data can take on disk (UTF-8, UTF-16LE as on the
   ID card's SAM text block, GBK as on the 社保卡, JSON `\\uXXXX` escapes, lower-case x,
   grouped ID and phone numbers) and `search_tree()` that reads whole files as raw bytes;
-- `png_text_chunks()` — a PNG's text metadata (tEXt, zTXt, iTXt), decompressed;
-- `pcscd_free` — skips a 社保卡 test while another pcscd owns the machine's PC/SC socket
-  (drivers/sim/pcscd.py: only one can run, and it may be someone else's demo).
+- `png_text_chunks()` — a PNG's text metadata (tEXt, zTXt, iTXt), decompressed.
+The session's one pcscd is the `pcscd` fixture in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pytest
 
 from kiosk.platform.sandbox.seed import CITIZENS, SeedCitizen
 
@@ -151,20 +148,3 @@ def png_text_chunks(data: bytes) -> list[tuple[str, bytes]]:
         elif name == "IEND":
             break
     return out
-
-
-def other_pcscd_running() -> bool:
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            argv = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and Path(argv[0].decode(errors="replace")).name == "pcscd":
-            return True
-    return False
-
-
-pcscd_free = pytest.mark.skipif(
-    other_pcscd_running(),
-    reason="another pcscd runs on this machine (only one can); the 社保卡 path needs its own",
-)

@@ -29,7 +29,7 @@ from kiosk.items.testing import kiosk_config
 from kiosk.journey import Outcome
 from kiosk.services import open_services
 from kiosk.simulation import citizen, identify_citizen
-from tests.reliability.conftest import pcscd_free, until
+from tests.reliability.conftest import until
 
 SUBMIT = "flexible_employment_enrol"  # a submit item whose output is a receipt
 MID_JOB = 3000  # bytes: a receipt image is tens of kilobytes
@@ -127,13 +127,10 @@ async def test_receipt_printer_out_of_paper_and_disconnected_mid_job(tmp_path):
         assert len(emulator.printed_jobs()) == complete + 1
 
 
-@pcscd_free
 @pytest.mark.asyncio
-async def test_pcscd_restarted_between_and_during_reads(tmp_path):
-    from drivers.sim.pcscd import Pcscd
-
-    daemon = Pcscd()  # ours, so the test can restart it; the services use the running one
-    await asyncio.to_thread(daemon.start)
+async def test_pcscd_restarted_between_and_during_reads(tmp_path, pcscd):
+    daemon = pcscd  # the session's, so the test can restart it; the services use it too
+    await asyncio.to_thread(daemon.start)  # no-op when running
     try:
         async with open_services(kiosk_config(tmp_path), devices={"ssc"}) as services:
             reader = services.devices.devices["ssc"]
@@ -170,7 +167,7 @@ async def test_pcscd_restarted_between_and_during_reads(tmp_path):
             assert third.name == citizen("c04").name
             assert third.id_number == citizen("c04").id_number
     finally:
-        await asyncio.to_thread(daemon.stop)
+        await asyncio.to_thread(daemon.start)  # running again for the tests after this one
 
 
 async def _true(value: bool) -> bool:

@@ -47,7 +47,7 @@ import pytest
 from kiosk.config import KioskConfig
 from kiosk.identity.model import Identity, IdentitySource
 from kiosk.platform.sandbox.seed import CITIZENS
-from tests.reliability.conftest import Needles, SearchReport, pcscd_free, search_tree, until
+from tests.reliability.conftest import Needles, SearchReport, search_tree, until
 
 HEADLESS_JOURNEYS = 97
 UI_VISITS = (  # (item, citizen, via) through the real touch UI
@@ -155,7 +155,6 @@ def test_ui_journeys(world):
 # -- the headless part, the agent, the search -----------------------------------------------
 
 
-@pcscd_free
 @pytest.mark.asyncio
 async def test_journeys_leave_no_trace(world, monkeypatch):
     assert (world / "out" / "ui-codes.json").exists(), (

@@ -13,26 +13,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from drivers.sim.pcscd import Pcscd, PcscdAlreadyRunning, wait_for_card_state
+from drivers.sim.pcscd import Pcscd, wait_for_card_state
 from drivers.sim.ssc_card import VirtualSscCard
 from drivers.ssc.reader import SscReader
 
 READER = "Virtual PCD 00 00"
-
-
-@pytest.fixture(scope="session")
-def pcscd() -> Iterator[Pcscd]:
-    daemon = Pcscd()
-    try:
-        daemon.start()
-    except PcscdAlreadyRunning:
-        pytest.fail(
-            "another pcscd is running on this machine; these tests need their own "
-            "(stop it, e.g. a leftover from an interrupted run)",
-            pytrace=False,
-        )
-    yield daemon
-    daemon.stop()
 
 
 @pytest.fixture
