@@ -203,12 +203,19 @@ class KioskApp(App):
         stack.push_async_callback(server.stop)
 
     async def _load_catalogue(self) -> None:
-        """The platform's signed catalogue decides which items this kiosk offers."""
-        try:
-            catalogue = await self.services.platform.catalogue()
-        except Exception as exc:  # noqa: BLE001 - offline: every loaded item stays a candidate
-            _log.warning("catalogue not loaded (%s): offering every loaded item", type(exc).__name__)
-            return
+        """The catalogue decides which items this kiosk offers: the fleet's signed bundle
+        when one is installed (kiosk/bundles.py), else the platform's signed catalogue."""
+        from kiosk.bundles import KioskBundles
+
+        config = self.runtime.config
+        bundles = KioskBundles(self.runtime.data_dir / "bundles", config.resolve(config.fleet.state_dir))
+        catalogue = await asyncio.to_thread(bundles.installed_catalogue)
+        if catalogue is None:
+            try:
+                catalogue = await self.services.platform.catalogue()
+            except Exception as exc:  # noqa: BLE001 - offline: every loaded item stays a candidate
+                _log.warning("catalogue not loaded (%s): offering every loaded item", type(exc).__name__)
+                return
         if self.conductor is not None:
             self.conductor.catalogue = catalogue
             self.conductor.refresh_offers()

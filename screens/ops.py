@@ -61,6 +61,23 @@ class AppActions:
         # The config shapes devices and the platform client: a restart applies it safely.
         raise RuntimeError("config changes apply on restart: send restart_app")
 
+    async def apply_bundle(self, kind: str, bundle: dict) -> str:
+        """A signed catalogue or config bundle from the fleet (kiosk/bundles.py)."""
+        from kiosk.bundles import KioskBundles
+
+        config = self.app.runtime.config
+        bundles = KioskBundles(self.app.runtime.data_dir / "bundles",
+                               config.resolve(config.fleet.state_dir))
+        version, catalogue = await asyncio.to_thread(bundles.apply, kind, bundle)
+        if catalogue is not None and self.app.conductor is not None:
+            self.app.conductor.catalogue = catalogue
+            self.app.conductor.refresh_offers()
+            source = getattr(self.app, "health_source", None)
+            if source is not None:
+                source.catalogue_loaded(catalogue)
+        _log.info("bundle installed: %s v%d", kind, version)
+        return str(version)
+
     async def screenshot(self) -> bytes:
         from screens.pilot import grab_window
 
