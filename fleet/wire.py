@@ -162,6 +162,17 @@ class OfflineSummary(_Model):
     worst_device_states: dict[Ident, DeviceState] = Field(default_factory=dict, max_length=32)
 
 
+class KioskEvent(_Model):
+    """Something on the kiosk ops must see, reported once: a maintenance sign-in (refused
+    ones with their reason). Never a PIN or a credential's text."""
+
+    event: Literal["maintenance_login"]
+    at: float
+    ok: bool
+    reason: Annotated[str, StringConstraints(max_length=32)] | None = None
+    cred_id: Ident | None = None
+
+
 class Heartbeat(_Model):
     wire_version: Literal[1] = WIRE_VERSION
     kind: Literal["heartbeat", "summary", "going_offline"] = "heartbeat"
@@ -178,6 +189,7 @@ class Heartbeat(_Model):
     system_uptime_s: float = Field(0, ge=0)
     clock_synced: bool | None = None  # NTP says synchronised (None: unknown)
     summary: OfflineSummary | None = None  # kind == "summary" only
+    events: list[KioskEvent] = Field(default_factory=list, max_length=50)
 
 
 class Command(_Model):

@@ -144,7 +144,9 @@ class ServicesHealthSource:
             pending = 0
         published = self.catalogue_published_at
         cabinet = getattr(self.actions, "cabinet", None)
+        events = getattr(self.actions, "events", None)  # handed over once: the agent keeps them
         return {
+            "events": events() if callable(events) else [],
             "app": {
                 "state": "running",
                 "screen": screen,

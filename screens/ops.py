@@ -41,6 +41,13 @@ class AppActions:
             return "unknown"
         return _SCREEN_STATE.get(conductor.page, "in_session")
 
+    def events(self) -> list[dict]:
+        """Maintenance sign-ins since the last snapshot (no PIN, no credential text)."""
+        conductor = self.app.conductor
+        gate = getattr(conductor, "gate", None) if conductor is not None else None
+        drain = getattr(gate, "drain_events", None)
+        return drain()[-50:] if drain is not None else []
+
     def set_out_of_service(self, reason: str) -> None:
         self.app.machine.take_out_of_service(reason or "remote")
 

@@ -79,6 +79,7 @@ def build_heartbeat(
         devices: list[wire.DeviceReport] = []
         versions_raw = last_versions
         cabinet = wire.Cabinet()
+        events: list[wire.KioskEvent] = []
     else:
         raw_app = snapshot.get("app") if isinstance(snapshot.get("app"), dict) else {}
         app_fields = {
@@ -94,6 +95,8 @@ def build_heartbeat(
         devices = [d for d in map(_device, raw_devices) if d is not None][:32]
         versions_raw = snapshot.get("versions")
         cabinet = _part(wire.Cabinet, snapshot.get("cabinet"), wire.Cabinet())
+        raw_events = snapshot.get("events") if isinstance(snapshot.get("events"), list) else []
+        events = [e for e in (_part(wire.KioskEvent, r, None) for r in raw_events[:50]) if e is not None]
     fallback_versions = wire.Versions(app=app_version or "unknown")
     versions = _part(wire.Versions, versions_raw, fallback_versions)
     return wire.Heartbeat(
@@ -111,4 +114,5 @@ def build_heartbeat(
         system_uptime_s=system_uptime_s,
         clock_synced=clock_synced,
         summary=None if summary is None else wire.OfflineSummary.model_validate(summary),
+        events=events,
     )

@@ -300,6 +300,11 @@ class HeartbeatIngest:
                                             previous=row.prev_state))
             if hb.kind == "going_offline" and not repeat:
                 new_events.append(event_row("going_offline", p.received_at, row.id))
+            if not repeat:
+                for event in hb.events:  # maintenance sign-ins, refused ones with the reason
+                    new_events.append(event_row(event.event, p.received_at, row.id,
+                                                ok=event.ok, reason=event.reason,
+                                                cred_id=event.cred_id, kiosk_at=event.at))
             if hb.kind == "summary" and hb.summary is not None and not repeat:
                 new_events.append(event_row("offline_summary", p.received_at, row.id,
                                             **hb.summary.model_dump(mode="json")))

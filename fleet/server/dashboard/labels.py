@@ -150,6 +150,7 @@ EVENT_KINDS: dict[str, Label] = {
     "alert_opened": ("产生告警", "alert opened"),
     "alert_resolved": ("告警恢复", "alert resolved"),
     "command_expired": ("指令过期", "command expired"),
+    "maintenance_login": ("运维登录（终端上）", "maintenance sign-in on the kiosk"),
 }
 
 # Messages after a form (redirect-after-POST carries only the key, never free text).

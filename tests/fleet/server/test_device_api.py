@@ -215,3 +215,19 @@ async def test_concurrent_heartbeats_share_group_commits(srv, http, fleet_clock)
     stats = srv.ingest_stats
     assert stats.accepted == 36 and stats.refused == 0
     assert stats.batches < 36 and stats.largest_batch > 1  # commits were shared
+
+
+async def test_maintenance_sign_ins_reported_by_the_kiosk_are_stored_once(srv, kiosk):
+    tried = [{"event": "maintenance_login", "at": 1000.0, "ok": False, "reason": "wrong_pin",
+              "cred_id": "c7f3a2"},
+             {"event": "maintenance_login", "at": 1010.0, "ok": True, "cred_id": "c7f3a2"}]
+    status, body = await kiosk.beat(1, events=tried)
+    assert status == 200, body
+    status, body = await kiosk.beat(1, events=tried)  # the same heartbeat resent
+    assert status == 200, body
+    async with srv.db.engine.connect() as conn:
+        rows = (await conn.execute(sa.select(events).where(
+            events.c.device_id == kiosk.device_id, events.c.kind == "maintenance_login"))).all()
+    assert len(rows) == 2
+    details = sorted(json.dumps(dict(r._mapping), default=str) for r in rows)
+    assert any("wrong_pin" in d for d in details)
