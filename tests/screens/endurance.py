@@ -1,4 +1,6 @@
-"""200 visits in one running app: memory stays flat and nothing of the last citizen remains.
+"""200 visits in one running kiosk app (a process of its own, as on a kiosk: a forked test
+would inherit pytest's memory and count its copy-on-write pages as growth). Run by
+tests/screens/test_endurance.py; `python -m tests.screens.endurance --visits N` prints JSON.
 
 Each visit is real end to end — the citizen's 苏服码 goes through the simulated scanner (pty)
 and is verified by the sandbox platform over HTTP, the page for every step is built and drawn,
@@ -11,17 +13,13 @@ citizen walks every object reachable from the app (gc referents) except the simu
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 
-import pytest
-
 from kiosk.platform.sandbox.seed import CITIZENS
 
-pytestmark = pytest.mark.ui
-
 DEVICES = {"qr", "id_card", "receipt_printer", "a4_printer"}
-VISITS = int(os.environ.get("ENDURANCE_VISITS", "200"))
 WARM_UP = 20
 ITEM = "ssc_payment_records"  # a query: identify, one field, platform call
 
@@ -65,8 +63,9 @@ def reachable_strings(roots, skip_types):
     return found
 
 
-@pytest.mark.timeout(300)
-def test_200_visits_keep_memory_flat_and_forget_the_last_citizen(run_ui):
+def run(visits: int, data_dir: str) -> dict:
+    figures: dict = {}
+
     async def script(pilot):
         from drivers.sim.escpos_printer import EscposPrinterEmulator
         from drivers.sim.ippeve import IppEvePrinter
@@ -112,28 +111,50 @@ def test_200_visits_keep_memory_flat_and_forget_the_last_citizen(run_ui):
 
         import time
 
-        started = time.monotonic()
         for i in range(WARM_UP):
             await visit(citizens[i % len(citizens)])
-        print(f"{WARM_UP} visits in {time.monotonic() - started:.1f} s", flush=True)
         before = settle_memory()
         last = None
-        for i in range(VISITS):
+        for i in range(visits):
             last = citizens[i % len(citizens)]
             await visit(last)
         after = settle_memory()
-        print(f"RSS after warm-up {before:.1f} MB, after {VISITS} visits {after:.1f} MB")
-        assert after - before <= 10, (before, after)
+        figures.update(rss_before_mb=round(before, 1), rss_after_mb=round(after, 1), visits=visits)
 
         # Nothing the app can reach still holds the last citizen's name or ID number.
         await journeys.wait_page(pilot, "attract")
         skip = (EmbeddedSandbox, SamSimulator, SerialScannerSimulator, EscposPrinterEmulator, IppEvePrinter, SimCard)
-        walk_started = time.monotonic()
         strings = reachable_strings([app, app.runtime, app.services, conductor], skip)
-        print(f"{len(strings)} strings reachable, walked in {time.monotonic() - walk_started:.1f} s")
-        assert len(strings) > 5_000  # the walk really went through the app
-        for secret in (last.name, last.id_number, last.id_number.lower()):
-            hits = [s for s in strings if secret in s]
-            assert not hits, f"{secret!r} still reachable: {hits[:3]}"
+        secrets = (last.name, last.id_number, last.id_number.lower())
+        figures.update(
+            strings_searched=len(strings),
+            hits=[s[:80] for s in strings if any(secret in s for secret in secrets)][:5],
+            # Control: the walk finds a citizen's name when the app does hold one.
+            control=bool(reachable_strings([{"planted": [last.name]}], skip)),
+        )
 
-    run_ui(script, services=True, devices=DEVICES)
+    from kiosk.config import KioskConfig, PathsSection
+    from kiosk.runtime import build
+    from screens.run import prepare, run_async
+
+    config = KioskConfig().model_copy(update={"paths": PathsSection(data_dir=data_dir)})
+    runtime = build(config, log=False)
+    prepare(runtime, headless=True)
+    asyncio.run(run_async(runtime, script, services_devices=DEVICES))
+    return figures
+
+
+def main() -> None:
+    import argparse
+    import json
+    import tempfile
+
+    parser = argparse.ArgumentParser(description="visits in one kiosk app; prints JSON")
+    parser.add_argument("--visits", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="endurance-") as tmp:
+        print(json.dumps(run(args.visits, tmp)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
