@@ -124,7 +124,11 @@ class KioskApp(App):
     def on_start(self) -> None:
         if self.with_services:
             # After the first frame: the attract screen is up before the stack loads.
-            Clock.schedule_once(lambda _dt: self.run_task(self.open_services()), 0)
+            Window.bind(on_flip=self._after_first_frame)
+
+    def _after_first_frame(self, *_args) -> None:
+        Window.unbind(on_flip=self._after_first_frame)
+        Clock.schedule_once(lambda _dt: self.run_task(self.open_services()), 0)
 
     def on_stop(self) -> None:
         Window.unbind(on_touch_down=self._on_any_touch, on_flip=self._on_flip)

@@ -86,7 +86,7 @@ def run(visits: int, data_dir: str) -> dict:
             # The citizen shows a fresh 苏服码 (the ID card's slower read is covered by the
             # journeys in test_journeys_ui.py); it is verified for the item when chosen.
             scanner.scan(await fresh_code(app.services, citizen.citizen_id))
-            await pilot.wait_for(lambda: conductor.page.value == "catalogue", timeout=10,
+            await pilot.wait_for(lambda: conductor.page.value == "catalogue", timeout=30,
                                  what=f"catalogue for {citizen.citizen_id} (page {conductor.page}, "
                                       f"notice {conductor.notice}, visits {len(done)})")
             await conductor.choose(ITEM)
@@ -97,11 +97,11 @@ def run(visits: int, data_dir: str) -> dict:
             conductor.set_answer(item_field.id, value if value is not None else _year())
             conductor.next_field()
             conductor.confirm()
-            await pilot.wait_for(lambda: conductor.page.value in ("result", "problem"), timeout=20, what="result")
+            await pilot.wait_for(lambda: conductor.page.value in ("result", "problem"), timeout=30, what="result")
             assert conductor.page.value == "result", conductor.problem
             conductor.done()
             await conductor.rate("satisfied")
-            await pilot.wait_for(lambda: app.page == "attract", timeout=10, what="attract")
+            await pilot.wait_for(lambda: app.page == "attract", timeout=30, what="attract")
             done.append(citizen.citizen_id)
 
         def _year():
