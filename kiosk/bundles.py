@@ -15,6 +15,7 @@ re-signed by the fleet for this channel.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,11 @@ def parse_catalogue(payload: bytes) -> BundleCatalogue:
             )
             for e in data["entries"]
         )
-        return BundleCatalogue(int(data["version"]), float(data["issued_at"]), entries)
-    except (ValueError, KeyError, TypeError) as exc:
+        issued_at = float(data["issued_at"])
+        if not math.isfinite(issued_at):
+            raise ValueError("issued_at is not a finite time")
+        return BundleCatalogue(int(data["version"]), issued_at, entries)
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise BundleRefused("bad_catalogue", f"catalogue payload: {type(exc).__name__}") from None
 
 

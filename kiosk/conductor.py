@@ -146,6 +146,7 @@ class Services(Protocol):  # kiosk.services.Services, as far as the conductor us
     platform: Any
     devices: Any
     items: Any
+    translator: Any
 
     def engine(self, machine: SessionMachine | None = None) -> Any: ...
     def devices_up(self) -> frozenset[DeviceClass]: ...
@@ -191,7 +192,6 @@ class Conductor:
         self.outcome: Outcome | None = None
         self.problem: Problem | None = None
         self.receipt_state = ""  # "" | printing | printed | failed
-        self._retry: Callable[[], Any] | None = None
         self._credential: str | None = None
         self.maintenance_notice: Notice | None = None
         self.selftests: list[Any] = []
@@ -280,12 +280,10 @@ class Conductor:
         self.outcome = None
         self.problem = None
         self.receipt_state = ""
-        self._retry = None
         self._busy = False
-        for device_key in ("qr",):
-            device = self.services.devices.devices.get(device_key)
-            if device is not None and hasattr(device, "forget_repeats"):
-                device.forget_repeats()
+        scanner = self.services.devices.devices.get(WAY_DEVICE[Way.CODE])
+        if scanner is not None and hasattr(scanner, "forget_repeats"):
+            scanner.forget_repeats()  # the next citizen's first scan fires even if the same
 
     # -- attract and identify --------------------------------------------------------------
     def begin(self) -> None:
@@ -297,7 +295,7 @@ class Conductor:
         """退出: the session ends and is wiped."""
         if self.machine.state in CITIZEN_STATES:
             self.machine.end(EndReason.CANCELLED)
-        elif self.page in (Page.MAINTENANCE_LOGIN,):
+        elif self.page is Page.MAINTENANCE_LOGIN:
             self._credential = None
             self._show(_PAGE_OF_STATE.get(self.machine.state, Page.ATTRACT))
 
@@ -615,7 +613,7 @@ class Conductor:
             if isinstance(item_field, ChoiceField):
                 shown = next((o.label.get(self.locale) for o in item_field.options if o.value == value), shown)
             elif isinstance(value, bool):
-                shown = {True: "是 Yes", False: "否 No"}[value]
+                shown = self.services.translator("input.yes" if value else "input.no", self.locale)
             rows.append((item_field.label.get(self.locale), shown))
         return rows
 
@@ -644,7 +642,6 @@ class Conductor:
             # Nothing was printed or submitted that needs the citizen: say what to do.
             actions = (Action.RETRY, Action.EXIT) if exc.retryable else (Action.CATALOGUE, Action.EXIT)
             self._problem(exc.message_key, actions, exc)
-            self._retry = None
             return
         self._busy = False
         report = journey.report()
@@ -752,7 +749,7 @@ class Conductor:
             self.back_to_catalogue()
         elif action is Action.IDENTIFY:
             # Show the code again (refreshed) or another card; the chosen item carries on.
-            if self.machine.state in (State.CATALOGUE,):
+            if self.machine.state is State.CATALOGUE:
                 self.machine.move(State.IDENTIFY)
             elif self.machine.state in (State.ITEM_STEPS, State.CONFIRM):
                 self.machine.move(State.CATALOGUE)
@@ -760,9 +757,8 @@ class Conductor:
             self.identity, self._code = None, None
             self._show(Page.IDENTIFY)
         elif action is Action.BACK:
-            self.previous() if self.page is not Page.PROBLEM else self._show(
-                self._pages_after_fields()[-1] if self.item else Page.CATALOGUE
-            )
+            # Back to the last page before the one that failed (confirm, for a refusal there).
+            self._show(self._pages_after_fields()[-1] if self.item else Page.CATALOGUE)
         elif action is Action.RETRY:
             if self.item is not None:
                 item_id = self.item.id

@@ -209,11 +209,7 @@ class KioskApp(App):
     async def _load_catalogue(self) -> None:
         """The catalogue decides which items this kiosk offers: the fleet's signed bundle
         when one is installed (kiosk/bundles.py), else the platform's signed catalogue."""
-        from kiosk.bundles import KioskBundles
-
-        config = self.runtime.config
-        bundles = KioskBundles(self.runtime.data_dir / "bundles", config.resolve(config.fleet.state_dir))
-        catalogue = await asyncio.to_thread(bundles.installed_catalogue)
+        catalogue = await asyncio.to_thread(self.bundles().installed_catalogue)
         if catalogue is None:
             try:
                 catalogue = await self.services.platform.catalogue()
@@ -226,6 +222,13 @@ class KioskApp(App):
         source = getattr(self, "health_source", None)
         if source is not None:
             source.catalogue_loaded(catalogue)
+
+    def bundles(self):
+        """The kiosk's store of fleet-signed catalogue/config bundles (kiosk/bundles.py)."""
+        from kiosk.bundles import KioskBundles
+
+        config = self.runtime.config
+        return KioskBundles(self.runtime.data_dir / "bundles", config.resolve(config.fleet.state_dir))
 
     def _healthy(self) -> bool:
         """For the systemd watchdog: the UI clock still ticks."""

@@ -70,12 +70,7 @@ class AppActions:
 
     async def apply_bundle(self, kind: str, bundle: dict) -> str:
         """A signed catalogue or config bundle from the fleet (kiosk/bundles.py)."""
-        from kiosk.bundles import KioskBundles
-
-        config = self.app.runtime.config
-        bundles = KioskBundles(self.app.runtime.data_dir / "bundles",
-                               config.resolve(config.fleet.state_dir))
-        version, catalogue = await asyncio.to_thread(bundles.apply, kind, bundle)
+        version, catalogue = await asyncio.to_thread(self.app.bundles().apply, kind, bundle)
         if catalogue is not None and self.app.conductor is not None:
             self.app.conductor.catalogue = catalogue
             self.app.conductor.refresh_offers()

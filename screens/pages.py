@@ -10,7 +10,6 @@ are kept in `targets` by a stable name, for the pilot and the tests.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from kivy.metrics import dp
 from kivy.properties import StringProperty
@@ -389,7 +388,3 @@ PAGE_SCREENS: tuple[type[StepScreen], ...] = (
     CatalogueScreen, GuideScreen, FieldScreen, ConsentScreen, CommitmentScreen, ConfirmScreen,
     WorkingScreen, ResultScreen, RatingScreen, ProblemScreen,
 )
-
-
-def page_of(screen: Any) -> Page:
-    return Page(screen.state)

@@ -12,9 +12,11 @@ import time
 
 import aiohttp
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.bundles import BundleRefused, KioskBundles, catalogue_payload
+from kiosk.bundles import BundleRefused, KioskBundles, catalogue_payload, parse_catalogue
 from kiosk.health import CommandOutcome, HealthServer
 from provisioning.bundles import make_bundle
 
@@ -117,3 +119,24 @@ def test_without_enrolment_nothing_is_trusted(tmp_path, fleet_key):
     with pytest.raises(BundleRefused) as refused:
         bundles.apply("catalogue", catalogue_bundle(fleet_key, 1))
     assert refused.value.code == "not_enrolled"
+
+
+@given(st.binary(max_size=400) | st.builds(
+    lambda v: json.dumps(v).encode(),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+                     st.sampled_from(["version", "issued_at", "entries", "item_id", "item_code",
+                                      "enabled", "x"]), inner, max_size=5),
+                 max_leaves=20)))
+@example(b'{"version": Infinity, "issued_at": 1, "entries": []}')
+@example(b'{"version": 1, "issued_at": NaN, "entries": []}')
+@settings(max_examples=300, deadline=None)
+def test_catalogue_payload_junk_is_refused_cleanly(payload):
+    """A catalogue payload is outside bytes (signed, but from elsewhere): junk is a
+    BundleRefused, never another exception."""
+    try:
+        catalogue = parse_catalogue(payload)
+    except BundleRefused as exc:
+        assert exc.code == "bad_catalogue"
+    else:
+        assert isinstance(catalogue.version, int) and isinstance(catalogue.entries, tuple)
