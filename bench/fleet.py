@@ -15,6 +15,9 @@ One run, on SQLite, with everything on 127.0.0.1 and free ports:
    seconds: heartbeats/s, p50/p99 latency, and the CPU used by the server and the generator.
    The generator signs a pool of requests before the run (Python, 2 processes) and `wrk`
    sends them, so the client's cost during the run is wrk's alone (`wrk_cpu_cores`).
+   `--signing session` (default): in step 2 every kiosk opens a device session
+   (provisioning/sessions.py) and the pool carries session MACs, as current agents send;
+   `--signing ecdsa`: every heartbeat signed with the kiosk's key, as before sessions.
 4. "pushgateway": the same generator PUTs the same statuses as Prometheus text to
    `prometheus-pushgateway` (job kiosk, instance = kiosk id) at the same concurrency.
 5. Meanwhile (the server is idle then) a real kiosk enrols through the enrolment endpoint
@@ -227,7 +230,7 @@ async def wait_ready(url: str, proc: Process, timeout: float = 30) -> None:
 
 async def generate(target: str, url: str, kiosks_file: Path, *, limit: int, offset: int = 0,
                    connections: int, duration: int, seq_start: int, rounds: int = 0,
-                   max_rps: float, once: bool = False,
+                   max_rps: float, once: bool = False, extra: tuple[str, ...] = (),
                    on_start: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run the load generator process and return its JSON result."""
     argv = [sys.executable, "-m", "bench.fleetload", "--target", target, "--url", url,
@@ -238,6 +241,7 @@ async def generate(target: str, url: str, kiosks_file: Path, *, limit: int, offs
         argv += ["--rounds", str(rounds)]
     if once:
         argv.append("--once")
+    argv += extra
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, env=env)
@@ -434,8 +438,11 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # Every kiosk's first heartbeat, sent once each (aiohttp, untimed): a kiosk's first
         # heartbeat costs the server more than later ones (key read, certificate parsed,
         # device rows and alerts created), and a wrk run has a fixed length.
+        sessions_file = work / "sessions.json"
+        session = args.signing == "session"
         prime = await generate("ours", base, kiosks_file, limit=total, connections=32,
-                               duration=0, seq_start=1, max_rps=0, once=True)
+                               duration=0, seq_start=1, max_rps=0, once=True,
+                               extra=("--sessions-out", str(sessions_file)) if session else ())
         primed = prime["statuses"].get("200", 0)
         log(f"primed {primed}/{total} kiosks at {prime['rps']}/s")
         async with aiohttp.ClientSession() as http:
@@ -445,6 +452,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             ours = await generate("ours", base, kiosks_file, limit=args.kiosks,
                                   connections=args.connections, duration=args.duration,
                                   seq_start=2, max_rps=args.max_rps,
+                                  extra=("--sessions", str(sessions_file)) if session else (),
                                   on_start=lambda: started.setdefault("t", time.perf_counter()))
             span = time.perf_counter() - started.get("t", time.perf_counter())
             ours["server_cpu_cores"] = round((server.cpu_s() - cpu_before) / span, 2)
@@ -490,6 +498,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "ingest": ours["ingest"]}
     result["pushgateway"] = {k: peer[k] for k in keep}
     result["ratio"] = round(ours["rps"] / peer["rps"], 2) if peer["rps"] else None
+    result["signing"] = args.signing
     result.update(offline)
     result["pages_ms"] = pages_ms
     result["page_kiosks"] = total + 1
@@ -532,6 +541,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluate-every", type=float, default=1.0,
                         help="the server's evaluator period (its default; for the bound)")
     parser.add_argument("--keep", type=Path, help="keep the work directory here (logs)")
+    parser.add_argument("--signing", choices=("session", "ecdsa"), default="session",
+                        help="how the load's heartbeats authenticate: device-session MACs "
+                             "or an ECDSA signature each")
     parser.add_argument("--smoke", action="store_true",
                         help="a CI-sized run (~30 s): 64 kiosks, 120 in the fleet, 4 "
                              "connections, 2 s per load run; figures mean nothing")

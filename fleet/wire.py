@@ -242,6 +242,28 @@ class EnrolResponse(_Model):
     credential_key_pem: str = ""  # public key that signs ops maintenance credentials
 
 
+# Device sessions (provisioning/sessions.py): an X25519 public key, 32 bytes, base64url
+# without padding; a ticket is opaque to the kiosk.
+KexPublic = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$")]
+SessionTicket = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{40,250}$")]
+
+
+class DeviceSessionRequest(_Model):
+    """`POST /api/v1/device/session` (a signed request): the kiosk's ephemeral key."""
+
+    wire_version: Literal[1] = WIRE_VERSION
+    kex_public: KexPublic
+
+
+class DeviceSessionResponse(_Model):
+    """The session: a ticket for the `Kiosk-Session` header, the server's ephemeral key
+    (both sides derive the session key from the two), and when it ends (server clock)."""
+
+    session: SessionTicket
+    kex_public: KexPublic
+    expires_at: int = Field(ge=0)
+
+
 class ApiError(_Model):
     """Every 4xx/5xx body: a stable code for programs, a sentence for people."""
 

@@ -58,6 +58,7 @@ from provisioning.keystore import (
     remove_private,
     write_private,
 )
+from provisioning.sessions import SessionOffer
 from provisioning.signing import sign_request
 from provisioning.tokens import looks_like_token, normalise_token
 
@@ -194,6 +195,12 @@ class DeviceIdentity:
         return sign_request(
             self.private_key, self.device_id, counter, method, path_and_query, body, now
         )
+
+    def session_offer(self) -> SessionOffer:
+        """A fresh key-exchange key for opening a device session (provisioning/sessions.py):
+        its `body` goes to the session endpoint signed with `sign`, its `accept` turns the
+        answer into a `DeviceSession` the agent keeps in memory only."""
+        return SessionOffer(self.device_id)
 
     @property
     def certificate_not_after(self) -> dt.datetime:

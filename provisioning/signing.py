@@ -17,6 +17,12 @@ last one it saw, atomically in its database:
 No row updated means a replay (or a revoked kiosk): refused. `RequestCounter` is the kiosk's
 half: strictly increasing, persisted, and at least the current time in microseconds so a
 reinstalled counter file still moves forward.
+
+After the first request a kiosk normally works in a *session* (provisioning/sessions.py):
+the same four headers plus `Kiosk-Session`, with an HMAC-SHA256 instead of the ECDSA
+signature, over the same lines but under the domain `kiosk-session-request-v1`, so a
+signature and a MAC can never stand in for each other. The counter, timestamp and
+revocation rules are the same for both.
 """
 
 from __future__ import annotations
@@ -42,8 +48,10 @@ H_DEVICE = "Kiosk-Device"
 H_COUNTER = "Kiosk-Counter"
 H_TIMESTAMP = "Kiosk-Timestamp"
 H_SIGNATURE = "Kiosk-Signature"
+H_SESSION = "Kiosk-Session"  # session-mode requests only (provisioning/sessions.py)
 SIGNED_HEADERS = (H_DEVICE, H_COUNTER, H_TIMESTAMP, H_SIGNATURE)
 DOMAIN = b"kiosk-request-v1"
+SESSION_DOMAIN = b"kiosk-session-request-v1"
 MAX_SKEW_S = 300
 MAX_COUNTER = 2**63 - 1  # the server keeps it in a BIGINT
 _IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
@@ -61,10 +69,16 @@ MALFORMED_TIMESTAMP = "malformed_timestamp"
 MALFORMED_SIGNATURE = "malformed_signature"
 BAD_SIGNATURE = "bad_signature"
 CLOCK_SKEW = "clock_skew"
+BAD_SESSION = "bad_session"  # the session ticket cannot be opened or is another kiosk's
+SESSION_EXPIRED = "session_expired"
 
 UNKNOWN_DEVICE = "unknown_device"
 DEVICE_REVOKED = "device_revoked"
 REPLAYED = "replayed"
+
+
+def is_device_id(text: object) -> bool:
+    return isinstance(text, str) and _IDENT.match(text) is not None
 
 
 class AuthError(Exception):
@@ -86,11 +100,17 @@ class SignedHeaders:
 
 
 def signed_bytes(
-    method: str, path_and_query: str, device_id: str, counter: int, timestamp: int, body: bytes
+    method: str,
+    path_and_query: str,
+    device_id: str,
+    counter: int,
+    timestamp: int,
+    body: bytes,
+    domain: bytes = DOMAIN,
 ) -> bytes:
-    """Exactly the bytes the signature covers."""
+    """Exactly the bytes the signature (or, with `SESSION_DOMAIN`, the session MAC) covers."""
     parts = [
-        DOMAIN.decode("ascii"),
+        domain.decode("ascii"),
         method.upper(),
         path_and_query,
         device_id,
@@ -137,10 +157,17 @@ def parse_signed_headers(headers: Mapping[str, str]) -> SignedHeaders:
         raise AuthError(MALFORMED_HEADERS, "the request headers cannot be read") from None
 
 
-def _parse(headers: Mapping[str, str]) -> SignedHeaders:
+_WANTED: dict[tuple[str, ...], dict[str, str]] = {}  # lower-case name → name, per tuple
+
+
+def read_auth_headers(headers: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    """The values of `names` in `headers` (names case-insensitive, values stripped of blanks
+    and tabs). A name given twice, or a value that is not text, is `malformed_headers`."""
     if not isinstance(headers, Mapping):
         raise AuthError(MALFORMED_HEADERS, "no headers")
-    wanted = {name.lower(): name for name in SIGNED_HEADERS}
+    wanted = _WANTED.get(names)
+    if wanted is None:
+        wanted = _WANTED[names] = {name.lower(): name for name in names}
     found: dict[str, str] = {}
     for key, value in headers.items():
         if not isinstance(key, str):
@@ -153,6 +180,12 @@ def _parse(headers: Mapping[str, str]) -> SignedHeaders:
         if not isinstance(value, str):
             raise AuthError(MALFORMED_HEADERS, f"{name} is not text")
         found[name] = value.strip(" \t")
+    return found
+
+
+def check_common_headers(found: Mapping[str, str]) -> tuple[str, int, int, str]:
+    """Device id, counter and timestamp checked, and the signature text (not yet decoded):
+    what a signed and a session request have in common."""
     if H_SIGNATURE not in found:
         raise AuthError(MISSING_SIGNATURE, "the request is not signed (Kiosk-Signature missing)")
     for name in (H_DEVICE, H_COUNTER, H_TIMESTAMP):
@@ -168,14 +201,34 @@ def _parse(headers: Mapping[str, str]) -> SignedHeaders:
     sig_text = found[H_SIGNATURE]
     if not _B64URL.match(sig_text) or len(sig_text) % 4 == 1:
         raise AuthError(MALFORMED_SIGNATURE, "Kiosk-Signature must be unpadded base64url")
+    return device_id, int(found[H_COUNTER]), int(found[H_TIMESTAMP]), sig_text
+
+
+def b64url_decode(text: str) -> bytes:
+    """Unpadded base64url (already matched against its alphabet) to bytes."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def check_skew(timestamp: int, now: float, max_skew_s: float) -> None:
+    skew = timestamp - now
+    if abs(skew) > max_skew_s:
+        raise AuthError(
+            CLOCK_SKEW,
+            f"the kiosk's clock is {skew:+.0f} s off the server's (allowed ±{max_skew_s:.0f} s)",
+        )
+
+
+def _parse(headers: Mapping[str, str]) -> SignedHeaders:
+    found = read_auth_headers(headers, SIGNED_HEADERS)
+    device_id, counter, timestamp, sig_text = check_common_headers(found)
     try:
-        signature = base64.urlsafe_b64decode(sig_text + "=" * (-len(sig_text) % 4))
+        signature = b64url_decode(sig_text)
         decode_dss_signature(signature)  # a DER SEQUENCE of two INTEGERs, or junk
     except (binascii.Error, ValueError):
         raise AuthError(
             MALFORMED_SIGNATURE, "Kiosk-Signature is not a DER ECDSA signature"
         ) from None
-    return SignedHeaders(device_id, int(found[H_COUNTER]), int(found[H_TIMESTAMP]), signature)
+    return SignedHeaders(device_id, counter, timestamp, signature)
 
 
 def verify_request(
@@ -190,12 +243,7 @@ def verify_request(
     """Raise `AuthError("clock_skew")` when the timestamp is too far from `now`, or
     `AuthError("bad_signature")` when the signature does not verify. The counter check is the
     caller's (atomic, in its database)."""
-    skew = signed.timestamp - now
-    if abs(skew) > max_skew_s:
-        raise AuthError(
-            CLOCK_SKEW,
-            f"the kiosk's clock is {skew:+.0f} s off the server's (allowed ±{max_skew_s:.0f} s)",
-        )
+    check_skew(signed.timestamp, now, max_skew_s)
     message = signed_bytes(
         method, path_and_query, signed.device_id, signed.counter, signed.timestamp, body
     )

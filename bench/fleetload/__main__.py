@@ -3,13 +3,17 @@
     python -m bench.fleetload --target ours|pushgateway --url http://127.0.0.1:PORT \
         --kiosks kiosks.json [--limit N] [--connections C] [--threads T] [--duration S] \
         [--max-rps R | --rounds K] [--seq-start Q] [--interval S] [--once]
+        [--sessions-out FILE (with --once) | --sessions FILE]
 
 `kiosks.json` is a list of {"device_id", "site_id", "key_pem"} (bench/fleet.py writes it).
 The pool holds `rounds` requests per kiosk, by default enough for `max-rps` over the whole
 duration; a thread that runs dry stops, and the result says `"exhausted": true` (its rate is
 then a lower bound). The last stdout line is JSON with the rate, latency percentiles, errors,
 and the CPU the generator used: presigning (this process and its workers) and wrk itself.
-`--once` instead sends every kiosk one heartbeat (aiohttp, untimed) and reports the statuses.
+`--once` instead sends every kiosk one heartbeat (aiohttp, untimed) and reports the statuses;
+with `--sessions-out FILE` each kiosk opens a device session first, sends that heartbeat in
+it, and the sessions go to FILE. `--sessions FILE` then presigns the pools with those
+sessions' MACs instead of ECDSA signatures (what a current agent sends).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench.fleetload.once import send_once
+from bench.fleetload.once import load_sessions, send_once
 from bench.fleetload.payloads import SimKiosk
 from bench.fleetload.pool import PoolSpec, write_pools
 
@@ -80,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presign-processes", type=int, default=2)
     parser.add_argument("--once", action="store_true",
                         help="send one heartbeat per kiosk and stop (untimed; no wrk)")
+    parser.add_argument("--sessions-out", type=Path,
+                        help="with --once: open a device session per kiosk, write them here")
+    parser.add_argument("--sessions", type=Path,
+                        help="MAC the pools with these sessions (from --sessions-out)")
     args = parser.parse_args(argv)
 
     entries = json.loads(args.kiosks.read_text())
@@ -90,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.once:
         started = time.perf_counter()
         statuses = asyncio.run(send_once(args.url, kiosks, args.connections, args.seq_start,
-                                         args.interval))
+                                         args.interval, args.sessions_out))
         seconds = time.perf_counter() - started
         print(json.dumps({"target": args.target, "kiosks": len(kiosks), "statuses": statuses,
                           "seconds": round(seconds, 2),
@@ -103,12 +111,18 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"need at least {2 * args.connections} kiosks for "
                          f"{args.connections} connections (have {len(kiosks)})")
     rounds = args.rounds or max(1, math.ceil(args.max_rps * args.duration / len(kiosks)))
+    sessions = None
+    if args.sessions is not None and args.target == "ours":
+        sessions = load_sessions(args.sessions)
+        missing = [k.device_id for k in kiosks if k.device_id not in sessions]
+        if missing:
+            raise SystemExit(f"no session for {len(missing)} kiosks (e.g. {missing[0]})")
     host = urlsplit(args.url).netloc
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fleetload-") as tmp:
         prepared = write_pools(PoolSpec(args.target, host, kiosks, rounds, args.seq_start,
-                                        time.time(), args.interval),
+                                        time.time(), args.interval, sessions),
                                threads, Path(tmp), args.presign_processes)
         presign_s = time.perf_counter() - started
         presign_cpu = _cpu_s(resource.RUSAGE_SELF) + _cpu_s(resource.RUSAGE_CHILDREN)
@@ -122,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     lat = summary["latency_us"]
     result = {
         "target": args.target, "kiosks": len(kiosks), "connections": args.connections,
+        "signing": None if args.target != "ours" else (
+            "session" if sessions is not None else "ecdsa"),
         "threads": threads, "duration_s": round(duration, 2),
         "requests": summary["requests"],
         "rps": round(summary["requests"] / duration, 1) if duration else 0.0,

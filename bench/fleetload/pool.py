@@ -7,6 +7,10 @@ other kiosks had one, so with more kiosks per thread than connections per thread
 has two requests in flight: its counters reach the server strictly in order, as from a real
 agent, and the replay check refuses nothing. The file format is what wrk.lua reads:
 `<length>\n<request bytes>` repeated.
+
+With `sessions` (device id → the session once.py opened for it) heartbeats carry a session
+MAC instead of an ECDSA signature, as a current agent sends them; without, they are signed
+with each kiosk's key, as an agent talking to a server without sessions does.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import multiprocessing
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from provisioning.sessions import DeviceSession
 
 from cryptography.hazmat.primitives import serialization
 
@@ -33,6 +39,7 @@ class PoolSpec:
     seq_start: int  # heartbeat seq of the first round (later runs continue above it)
     sent_at: float  # sent_at/timestamp of the pool: when the run is about to start
     interval_s: int
+    sessions: dict[str, DeviceSession] | None = None  # None: ECDSA-signed requests
 
 
 def _raw(method: str, host: str, path: str, headers: dict[str, str], body: bytes) -> bytes:
@@ -48,14 +55,19 @@ def write_thread_pool(spec: PoolSpec, kiosk_indexes: list[int], path: Path) -> i
     counter_base = time.time_ns() // 1000  # above any earlier run's counters (µs, as agents)
     with path.open("wb") as out:
         if spec.target == "ours":
-            prepared = [(k, serialization.load_pem_private_key(k.key_pem.encode(), None),
+            prepared = [(k, spec.sessions[k.device_id] if spec.sessions is not None else
+                         serialization.load_pem_private_key(k.key_pem.encode(), None),
                          template_checked(k, spec.interval_s)) for k in kiosks]
             for r in range(spec.rounds):
                 seq = spec.seq_start + r
                 for kiosk, key, template in prepared:
                     body = heartbeat_body(template, seq, spec.sent_at)
-                    headers = sign_request(key, kiosk.device_id, counter_base + r, "POST",
-                                           HEARTBEAT_PATH, body, spec.sent_at)
+                    if isinstance(key, DeviceSession):
+                        headers = key.sign("POST", HEARTBEAT_PATH, body, counter_base + r,
+                                           spec.sent_at)
+                    else:
+                        headers = sign_request(key, kiosk.device_id, counter_base + r, "POST",
+                                               HEARTBEAT_PATH, body, spec.sent_at)
                     headers["Content-Type"] = "application/json"
                     raw = _raw("POST", spec.host, HEARTBEAT_PATH, headers, body)
                     out.write(b"%d\n" % len(raw) + raw)

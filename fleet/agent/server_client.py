@@ -7,6 +7,15 @@ by what they mean for the heartbeat that was sent:
 - `NotDelivered`: it certainly did not reach the server (no connection);
 - `Refused`: the server answered 4xx: it stored nothing;
 - `Uncertain`: it may have been stored (timeout, dropped connection, 5xx, bad answer).
+
+Requests go in a device session (provisioning/sessions.py) when the server offers them: one
+request signed with the device key opens it, later ones carry an HMAC, which costs the server
+a fraction of a signature check. The session lives in this object only, never on disk; it is
+renewed when less than `SESSION_RENEW_S` is left, and when the server answers `bad_session`
+or `session_expired` (its ticket key changed, or clocks disagree) a new one is opened and that
+request sent once more. A server without the session endpoint (404) gets signed requests, and
+is asked again after `SESSION_RETRY_S`. Every request, the handshake included, takes the next
+value of the persisted request counter.
 """
 
 from __future__ import annotations
@@ -17,12 +26,15 @@ import logging
 import random
 import ssl as ssl_module
 import time
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fleet import wire
+from provisioning.sessions import SESSION_PATH, DeviceSession
+from provisioning.signing import BAD_SESSION, SESSION_EXPIRED
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
@@ -30,6 +42,9 @@ T = TypeVar("T", bound=BaseModel)
 HEARTBEAT_PATH = "/api/v1/device/heartbeat"
 RESULT_PATH = "/api/v1/device/commands/{command_id}/result"
 MAX_ANSWER_BYTES = 1024 * 1024
+SESSION_RENEW_S = 300.0  # open a new session when the current one has less left than this
+SESSION_RETRY_S = 3600.0  # a server without sessions is asked again after this long
+_RENEW_CODES = (BAD_SESSION, SESSION_EXPIRED)
 
 
 class ServerError(Exception):
@@ -51,9 +66,18 @@ class Uncertain(ServerError):
     pass
 
 
+@dataclass
+class ClientStats:
+    signed: int = 0  # requests signed with the device key (handshakes included)
+    in_session: int = 0  # requests sent with a session MAC
+    sessions_opened: int = 0
+    sessions_refused: int = 0  # bad_session / session_expired answers (each retried once)
+
+
 class FleetClient:
-    """`identity`: provisioning.device.DeviceIdentity; `counter`: provisioning.signing
-    RequestCounter."""
+    """`identity`: provisioning.device.DeviceIdentity (anything with `device_id` and `sign`;
+    sessions need its `session_offer` too); `counter`: provisioning.signing RequestCounter.
+    `sessions=False` signs every request with the device key."""
 
     def __init__(
         self,
@@ -64,6 +88,7 @@ class FleetClient:
         timeout_s: float = 10.0,
         ssl: ssl_module.SSLContext | None = None,
         rng: random.Random | None = None,
+        sessions: bool = True,
     ) -> None:
         self.identity = identity
         self.counter = counter
@@ -73,6 +98,10 @@ class FleetClient:
         self._rng = rng or random.Random()
         self._lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
+        self._use_sessions = sessions and callable(getattr(identity, "session_offer", None))
+        self._device_session: DeviceSession | None = None
+        self._no_sessions_until = 0.0
+        self.stats = ClientStats()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -92,29 +121,98 @@ class FleetClient:
         self, method: str, path: str, body: bytes, timeout_s: float
     ) -> tuple[int, bytes]:
         async with self._lock:
-            counter = await asyncio.to_thread(self.counter.next)
-            headers = self.identity.sign(method, path, body, counter, time.time())
-            headers["Content-Type"] = "application/json"
-            timeout = aiohttp.ClientTimeout(total=timeout_s)
+            session = await self._current_session(timeout_s)
+            status, raw = await self._send(method, path, body, timeout_s, session)
+            if session is None or status != 401 or _error_code(raw) not in _RENEW_CODES:
+                return status, raw
+            # The server no longer accepts the session (its ticket key changed, or it
+            # expired early by our clock): a new one, and this request once more.
+            self.stats.sessions_refused += 1
+            _log.info("%s: session refused (%s); opening a new one", path, _error_code(raw))
+            self._device_session = None
+            session = await self._current_session(timeout_s)
+            status, raw = await self._send(method, path, body, timeout_s, session)
+            if session is not None and status == 401 and _error_code(raw) in _RENEW_CODES:
+                # A session refused as soon as it was opened: the server processes do not
+                # share one ticket key. Signed requests work regardless; try again later.
+                _log.warning("a new session was refused at once; signing each request for "
+                             "%.0f s (do the fleet servers share one ticket key?)",
+                             SESSION_RETRY_S)
+                self._device_session = None
+                self._no_sessions_until = time.time() + SESSION_RETRY_S
+            return status, raw
+
+    async def _current_session(self, timeout_s: float) -> DeviceSession | None:
+        """The session to send the next request in, opening one if needed; None: sign the
+        request with the device key. Raises NotDelivered when the handshake got no answer
+        (the request itself has not gone out) and Refused when the server refuses the kiosk
+        itself (revoked, replayed counter, clock): the request would be refused alike."""
+        if not self._use_sessions:
+            return None
+        now = time.time()
+        current = self._device_session
+        if current is not None and not current.expires_within(SESSION_RENEW_S, now):
+            return current
+        self._device_session = None
+        if now < self._no_sessions_until:
+            return None
+        offer = self.identity.session_offer()
+        try:
+            status, raw = await self._send("POST", SESSION_PATH, offer.body, timeout_s, None)
+        except ServerError as exc:
+            raise NotDelivered(str(exc), status=exc.status, code=exc.code) from None
+        if status == 200:
             try:
-                async with self._http().request(
-                    method, self.base_url + path, data=body, headers=headers, timeout=timeout
-                ) as answer:
-                    raw = await answer.content.read(MAX_ANSWER_BYTES + 1)
-                    if len(raw) > MAX_ANSWER_BYTES:
-                        raise Uncertain(
-                            f"{path}: answer larger than {MAX_ANSWER_BYTES} bytes",
-                            status=answer.status,
-                        )
-                    return answer.status, raw
-            except aiohttp.ClientConnectorError as exc:
-                raise NotDelivered(f"{path}: cannot connect: {exc.os_error or exc}") from None
-            except aiohttp.ConnectionTimeoutError:
-                raise NotDelivered(f"{path}: no connection within {timeout_s:.0f}s") from None
-            except (TimeoutError, asyncio.TimeoutError):
-                raise Uncertain(f"{path}: no answer within {timeout_s:.0f}s") from None
-            except (aiohttp.ClientError, OSError) as exc:
-                raise Uncertain(f"{path}: {type(exc).__name__}: {exc}") from None
+                session = offer.accept(wire.DeviceSessionResponse.model_validate_json(raw))
+            except (ValidationError, ValueError) as exc:
+                _log.warning("%s: unusable answer (%s); signing each request for %.0f s",
+                             SESSION_PATH, type(exc).__name__, SESSION_RETRY_S)
+                self._no_sessions_until = now + SESSION_RETRY_S
+                return None
+            self._device_session = session
+            self.stats.sessions_opened += 1
+            _log.info("device session opened, %.0f s left", session.expires_at - now)
+            return session
+        if status == 401:
+            code = _error_code(raw)
+            raise Refused(f"{SESSION_PATH}: HTTP 401 {code}".strip(), status=status, code=code)
+        if 400 <= status < 500 and status not in (408, 429):
+            # 404: a server from before sessions; other 4xx: it cannot take our offer.
+            _log.info("%s: HTTP %d; signing each request (asking again in %.0f s)",
+                      SESSION_PATH, status, SESSION_RETRY_S)
+            self._no_sessions_until = now + SESSION_RETRY_S
+        return None  # 5xx and the like: this request goes signed; the next one tries again
+
+    async def _send(self, method: str, path: str, body: bytes, timeout_s: float,
+                    session: DeviceSession | None) -> tuple[int, bytes]:
+        counter = await asyncio.to_thread(self.counter.next)
+        if session is not None:
+            headers = session.sign(method, path, body, counter, time.time())
+            self.stats.in_session += 1
+        else:
+            headers = self.identity.sign(method, path, body, counter, time.time())
+            self.stats.signed += 1
+        headers["Content-Type"] = "application/json"
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        try:
+            async with self._http().request(
+                method, self.base_url + path, data=body, headers=headers, timeout=timeout
+            ) as answer:
+                raw = await answer.content.read(MAX_ANSWER_BYTES + 1)
+                if len(raw) > MAX_ANSWER_BYTES:
+                    raise Uncertain(
+                        f"{path}: answer larger than {MAX_ANSWER_BYTES} bytes",
+                        status=answer.status,
+                    )
+                return answer.status, raw
+        except aiohttp.ClientConnectorError as exc:
+            raise NotDelivered(f"{path}: cannot connect: {exc.os_error or exc}") from None
+        except aiohttp.ConnectionTimeoutError:
+            raise NotDelivered(f"{path}: no connection within {timeout_s:.0f}s") from None
+        except (TimeoutError, asyncio.TimeoutError):
+            raise Uncertain(f"{path}: no answer within {timeout_s:.0f}s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise Uncertain(f"{path}: {type(exc).__name__}: {exc}") from None
 
     async def request(
         self,
@@ -192,6 +290,13 @@ class FleetClient:
             "POST", RESULT_PATH.format(command_id=command_id), result_json.encode("utf-8"), _Any,
             attempts=2,
         )
+
+
+def _error_code(raw: bytes) -> str:
+    try:
+        return wire.ApiError.model_validate_json(raw).error
+    except ValidationError:
+        return ""
 
 
 class AckEnvelope(BaseModel):

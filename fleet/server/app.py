@@ -100,7 +100,7 @@ def create_app(settings: ServerSettings, *, clock: Callable[[], float] = time.ti
             await db.create_tables()
             app[DB] = db
             app[CA] = ca or FleetCA.load(settings.ca_dir)
-            app[KEYS] = DeviceKeys(db, max_skew_s=settings.max_signature_skew_s, clock=clock)
+            app[KEYS] = DeviceKeys.for_settings(db, settings, clock=clock)
             app[REVOKED_CREDENTIALS] = RevokedCredentials(db)
             ingest = HeartbeatIngest(db, settings, clock)
             evaluator = AlertEvaluator(db, settings, clock)

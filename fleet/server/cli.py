@@ -142,6 +142,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     else:
         FleetCA.create(settings.ca_dir)
         print(f"fleet CA created in {settings.ca_dir}")
+    from provisioning.sessions import TICKET_KEY_FILE, create_ticket_key
+
+    # Every server process and host behind the balancer needs this same file (sessions).
+    if create_ticket_key(settings.state_dir):
+        print(f"session ticket key created: {settings.state_dir / TICKET_KEY_FILE}")
+    else:
+        print(f"session ticket key already in {settings.state_dir} (kept)")
     generated = None
     if args.password_env or sys.stdin.isatty():
         password = _password(args, f"password for {args.admin}: ")

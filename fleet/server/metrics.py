@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from fleet.server.context import DB, EVALUATOR, INGEST, SETTINGS
+from fleet.server.context import DB, EVALUATOR, INGEST, KEYS, SETTINGS
 from fleet.server.schema import alerts, commands, devices, sites
 
 
@@ -40,6 +40,10 @@ class FleetSnapshot:
     leader: bool = False
     evaluator_passes: int = 0
     last_pass_seconds: float = 0.0
+    auth_signed: int = 0
+    auth_session: int = 0
+    sessions_opened: int = 0
+    auth_refused: dict[str, int] = field(default_factory=dict)
 
 
 class FleetCollector(Collector):
@@ -88,6 +92,19 @@ class FleetCollector(Collector):
                                   "this process", value=s.evaluator_passes)
         yield GaugeMetricFamily("fleet_evaluator_pass_seconds", "Duration of the last alert "
                                 "evaluation pass", value=s.last_pass_seconds)
+        c = CounterMetricFamily("fleet_device_requests_verified", "Kiosk requests whose "
+                                "signature (ECDSA) or session MAC verified in this process",
+                                labels=["method"])
+        c.add_metric(["signature"], s.auth_signed)
+        c.add_metric(["session"], s.auth_session)
+        yield c
+        yield CounterMetricFamily("fleet_device_sessions_opened", "Device sessions opened by "
+                                  "this process", value=s.sessions_opened)
+        c = CounterMetricFamily("fleet_device_auth_refused", "Kiosk requests refused at "
+                                "authentication in this process, by code", labels=["code"])
+        for code, n in sorted(s.auth_refused.items()):
+            c.add_metric([code], n)
+        yield c
 
 
 async def snapshot(app: web.Application) -> FleetSnapshot:
@@ -120,6 +137,9 @@ async def snapshot(app: web.Application) -> FleetSnapshot:
     s.accepted, s.refused, s.batches = st.accepted, st.refused, st.batches
     s.batch_seconds, s.largest_batch, s.batch_failures = (st.batch_seconds, st.largest_batch,
                                                           st.failures)
+    auth = app[KEYS].stats
+    s.auth_signed, s.auth_session = auth.signed, auth.session
+    s.sessions_opened, s.auth_refused = auth.sessions_opened, dict(auth.refused)
     ev = app[EVALUATOR]
     s.leader = app[SETTINGS].run_evaluator and ev.leadership.is_leader
     s.evaluator_passes, s.last_pass_seconds = ev.passes, ev.last_pass_seconds

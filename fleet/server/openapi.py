@@ -97,7 +97,10 @@ def openapi_document() -> dict[str, Any]:
             op["security"] = [{"kioskSignature": []}]
             op["description"] = ("Signed by the kiosk's key: headers Kiosk-Device, "
                                  "Kiosk-Counter, Kiosk-Timestamp, Kiosk-Signature "
-                                 "(provisioning/signing.py).")
+                                 "(provisioning/signing.py)"
+                                 + ("; or, in a device session, Kiosk-Session and an "
+                                    "HMAC-SHA256 in Kiosk-Signature (provisioning/sessions.py)."
+                                    if route.device_session else "."))
         else:
             op["security"] = []
         if route.body is not None:

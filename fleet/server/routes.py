@@ -45,6 +45,8 @@ from fleet.wire import (
     ApiError,
     Command,
     CommandResult,
+    DeviceSessionRequest,
+    DeviceSessionResponse,
     EnrolRequest,
     EnrolResponse,
     Heartbeat,
@@ -103,6 +105,7 @@ class Route:
     max_body: int = MAX_OPS_BYTES
     content_type: str = "application/json"  # of the response
     errors: tuple[int, ...] = ()  # besides those implied by auth/body/query/path params
+    device_session: bool = True  # auth "device": a session MAC will do (else ECDSA only)
 
     @property
     def operation_id(self) -> str:
@@ -212,9 +215,10 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
             call.raw = await _read_body(request, route.max_body)
         if route.auth == "device":
             keys = request.app[KEYS]
-            signed, key = await keys.authenticate(
-                request.headers, request.method, request.raw_path, call.raw)
-            call.device_id, call.counter = signed.device_id, signed.counter
+            device = await keys.authenticate(
+                request.headers, request.method, request.raw_path, call.raw,
+                allow_session=route.device_session)
+            call.device_id, call.counter = device.device_id, device.counter
         elif route.auth == "user":
             # A browser sends the session cookie with any request, including one another
             # site makes it send: through the API the cookie only reads (the dashboard's own
@@ -261,6 +265,32 @@ async def enrol_device(call: Call) -> EnrolResponse:
     return await enrol(call.app[DB], call.app[CA], call.body, now=call.now,
                        heartbeat_interval_s=s.heartbeat_interval_s,
                        bundle_signing_key_pem=s.bundle_signing_key_pem)
+
+
+async def _count_request(call: Call) -> None:
+    """Accept this request's counter (atomic: a replay or a revoked kiosk matches no row) in
+    its own transaction, for endpoints that store nothing else."""
+    async with call.app[DB].engine.begin() as conn:
+        counted = await conn.execute(
+            devices.update().where(devices.c.id == call.device_id,
+                                   devices.c.last_counter < call.counter,
+                                   devices.c.revoked_at.is_(None))
+            .values(last_counter=call.counter))
+        if counted.rowcount != 1:
+            await conn.rollback()
+            raise await _device_refusal(call)
+
+
+async def open_device_session(call: Call) -> DeviceSessionResponse:
+    """One ECDSA-signed handshake; the kiosk's later requests carry an HMAC under the
+    session instead of a signature (provisioning/sessions.py)."""
+    body: DeviceSessionRequest = call.body
+    await _count_request(call)
+    try:
+        return call.app[KEYS].open_session(call.device_id or "", body.kex_public, call.now)
+    except ValueError:
+        raise ApiProblem(422, "invalid_body", "kex_public is not a usable X25519 public "
+                                              "key") from None
 
 
 async def post_heartbeat(call: Call) -> HeartbeatAck:
@@ -547,12 +577,16 @@ ROUTES: tuple[Route, ...] = (
     R("POST", f"{API}/enrol", enrol_device, "Enrol a kiosk: one-time token + CSR → certificate",
       "device", auth="none", body=EnrolRequest, response=EnrolResponse,
       max_body=MAX_ENROL_BYTES, errors=(401, 409)),
-    R("POST", f"{API}/device/heartbeat", post_heartbeat, "A kiosk's heartbeat (signed)",
-      "device", auth="device", body=Heartbeat, response=HeartbeatAck,
-      max_body=MAX_HEARTBEAT_BYTES, errors=(503,)),
+    R("POST", f"{API}/device/session", open_device_session, "Open a device session: "
+      "X25519 key exchange → session ticket for HMAC-signed requests (signed with the device "
+      "key; a session cannot open another)", "device", auth="device", body=DeviceSessionRequest,
+      response=DeviceSessionResponse, max_body=MAX_ENROL_BYTES, device_session=False),
+    R("POST", f"{API}/device/heartbeat", post_heartbeat,
+      "A kiosk's heartbeat (signed, or in a device session)", "device", auth="device",
+      body=Heartbeat, response=HeartbeatAck, max_body=MAX_HEARTBEAT_BYTES, errors=(503,)),
     R("POST", f"{API}/device/commands/{{command_id}}/result", post_command_result,
-      "A command's result (signed)", "device", auth="device", body=CommandResult,
-      response=m.Ok, max_body=MAX_COMMAND_RESULT_BYTES, errors=(409,)),
+      "A command's result (signed, or in a device session)", "device", auth="device",
+      body=CommandResult, response=m.Ok, max_body=MAX_COMMAND_RESULT_BYTES, errors=(409,)),
     # ops users
     R("POST", f"{API}/auth/login", login, "Log in: user name and password → bearer token",
       "auth", auth="none", body=m.LoginRequest, response=m.LoginResponse, errors=(401,)),

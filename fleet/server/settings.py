@@ -22,6 +22,7 @@ class ServerSettings:
     event_retention_s: float = 90 * 86400.0
     resolved_alert_retention_s: float = 90 * 86400.0
     session_ttl_s: float = 12 * 3600.0  # bearer tokens and dashboard sessions
+    device_session_ttl_s: float = 3600.0  # a kiosk's session ticket (provisioning/sessions.py)
     command_ttl_s: float = 3600.0  # default; an issued command expires undelivered after this
     max_batch: int = 512  # heartbeats per group commit
     batch_window_s: float = 0.0  # extra wait before a flush; 0: flush as soon as the last ends

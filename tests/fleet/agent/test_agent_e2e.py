@@ -29,6 +29,7 @@ from fleet.agent.main import run_agent  # noqa: E402
 from fleet.agent.settings import AgentSettings  # noqa: E402
 from fleet.agent.store import AgentStore  # noqa: E402
 from fleet.server import schema  # noqa: E402
+from fleet.server.context import KEYS  # noqa: E402
 from kiosk.config import parse  # noqa: E402
 from kiosk.health import HealthServer, ServicesHealthSource  # noqa: E402
 from kiosk.services import open_services  # noqa: E402
@@ -165,6 +166,9 @@ async def test_agent_in_process(tmp_path, short_dir, actions):
                     )
                     assert {b["kind"] for b in beats} == {"heartbeat"}
                     assert {b["app_state"] for b in beats} == {"running"}
+                    # In a device session: one signed handshake, then MACs.
+                    auth = srv.app[KEYS].stats
+                    assert auth.sessions_opened == 1 and auth.session >= 2, auth
                     status = await rows(srv, sa.select(schema.device_status).where(
                         schema.device_status.c.device_id == device))
                     assert {s["name"] for s in status} == {"receipt_printer", "qr"}

@@ -1,5 +1,13 @@
 """Signed request headers, as the fleet server reads them from every kiosk request.
 
+`session_headers` does the same for session-mode requests (provisioning/sessions.py):
+`parse_session_headers`, the ticket opened with the server's ticket keys, then
+`verify_session_request`, on real session headers (deterministic tickets and MACs) with
+junk or truncated tickets, tickets sealed by another key or with a byte flipped, wrong or
+ECDSA-sized MACs, a MAC under the signature's domain, the device swapped for another
+kiosk's (with or without its ticket), expired sessions and every mutation of the signed
+headers' values. Documented error: `AuthError`.
+
 `signed_headers` gives `signing.parse_signed_headers` and then `verify_request` what a request
 may carry: headers signed for real with a P-256 device key, then mutated — each header's
 value replaced (odd text, huge or signed numbers, padded/unpadded/std base64, DER signatures
@@ -11,13 +19,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import random
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from provisioning import signing
+from provisioning import sessions, signing
 from provisioning.signing import AuthError
 from tests.fuzz import mutate
 from tests.fuzz.engine import Target
@@ -113,4 +123,95 @@ SIGNED_HEADERS = Target(
     short_examples=5_000,
 )
 
-TARGETS = (SIGNED_HEADERS,)
+# -- session requests ------------------------------------------------------------
+
+_TICKET_KEY = bytes(range(32))
+_OTHER_TICKET_KEY = bytes(range(32, 64))
+_TICKET_KEYS = sessions.TicketKeys(_TICKET_KEY)
+_KIOSKS = ("kiosk-0001", "kiosk-0002")
+
+
+def _session(rng: random.Random, device_id: str, ticket_key: bytes = _TICKET_KEY,
+             expires_at: int = NOW + 3600) -> sessions.DeviceSession:
+    """A session as the server would have opened it, with every random part from `rng`."""
+    key = rng.randbytes(32)
+    ticket = sessions.seal_ticket(ticket_key, sessions.Ticket(device_id, key, expires_at),
+                                  rng.randbytes(12))
+    return sessions.DeviceSession(device_id, ticket, key, expires_at)
+
+
+def _session_input(rng: random.Random) -> tuple[Any, int, bytes]:
+    device_id = rng.choice(_KIOSKS)
+    session = _session(rng, device_id, expires_at=NOW + rng.choice((3600, 3600, 1, 0, -5)))
+    counter = rng.choice((1, 2**40, signing.MAX_COUNTER))
+    timestamp = NOW + rng.choice((0, 0, 299, -300, 301))
+    headers: Any = session.sign(_METHOD, _PATH, _BODY, counter, timestamp)
+    body = _BODY if rng.random() < 0.9 else mutate.mutate_bytes(rng, _BODY)
+    roll = rng.random()
+    if roll < 0.25:
+        return headers, NOW, body
+    if roll < 0.55:  # tickets: junk, truncated, flipped, another key's, another kiosk's
+        ticket = headers[signing.H_SESSION]
+        raw = signing.b64url_decode(ticket)
+        choice = rng.randrange(6)
+        if choice == 0:
+            headers[signing.H_SESSION] = sessions.b64url(rng.randbytes(rng.randint(0, 200)))
+        elif choice == 1:
+            headers[signing.H_SESSION] = sessions.b64url(raw[:rng.randrange(len(raw))])
+        elif choice == 2:
+            headers[signing.H_SESSION] = sessions.b64url(mutate.mutate_bytes(rng, raw))
+        elif choice == 3:
+            headers[signing.H_SESSION] = _session(rng, device_id, _OTHER_TICKET_KEY).ticket
+        elif choice == 4:  # swapped devices: the other kiosk's name on this ticket
+            headers[signing.H_DEVICE] = _KIOSKS[1 - _KIOSKS.index(device_id)]
+        else:  # the other kiosk's valid ticket and key under this kiosk's name
+            other = _session(rng, _KIOSKS[1 - _KIOSKS.index(device_id)])
+            swapped = sessions.DeviceSession(device_id, other.ticket, other.key,
+                                             other.expires_at)
+            headers = swapped.sign(_METHOD, _PATH, _BODY, counter, timestamp)
+        return headers, NOW, body
+    if roll < 0.7:  # MACs: random, ECDSA-sized, under the signature's domain
+        choice = rng.randrange(3)
+        if choice == 0:
+            mac = rng.randbytes(32)
+        elif choice == 1:
+            mac = rng.randbytes(rng.choice((31, 33, 70, 72)))
+        else:
+            message = signing.signed_bytes(_METHOD, _PATH, device_id, counter, timestamp, body)
+            mac = hmac.new(session.key, message, hashlib.sha256).digest()
+        headers[signing.H_SIGNATURE] = sessions.b64url(mac)
+        return headers, NOW, body
+    if roll < 0.95:
+        names = list(sessions.SESSION_HEADERS)
+        for _ in range(rng.choice((1, 1, 2))):
+            name = rng.choice(names)
+            headers[name] = _header_value(rng, name, headers[name])
+        if rng.random() < 0.1:
+            del headers[rng.choice(names)]
+        if rng.random() < 0.1:
+            name = rng.choice(names)
+            headers[name.upper()] = headers.get(name, "1")
+        return headers, NOW, body
+    return rng.choice((None, [], {1: 2}, {signing.H_SESSION: None},
+                       {signing.H_SESSION: "x" * 60})), NOW, body
+
+
+def check_session(value: tuple[Any, int, bytes]) -> str:
+    headers, now, body = value
+    signed = sessions.parse_session_headers(headers)
+    ticket = _TICKET_KEYS.open(signed.ticket)
+    sessions.verify_session_request(ticket, signed, _METHOD, _PATH, body, now, 300)
+    return "verified"
+
+
+SESSION_HEADERS = Target(
+    name="session_headers",
+    parser="provisioning/sessions.py: parse_session_headers, TicketKeys.open, "
+           "verify_session_request",
+    generate=_session_input,
+    run=check_session,
+    documented=(AuthError,),
+    short_examples=5_000,
+)
+
+TARGETS = (SIGNED_HEADERS, SESSION_HEADERS)
