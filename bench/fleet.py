@@ -534,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per load run")
     parser.add_argument("--max-rps", type=float, default=15_000.0,
                         help="the generator's pools are sized for this rate")
-    parser.add_argument("--workers", type=int, default=1, help="fleet server processes")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="fleet server request processes (default: one per core; on "
+                             "SQLite a writer process comes with them)")
     parser.add_argument("--page-runs", type=int, default=5)
     parser.add_argument("--server-command", default=f"{KIOSK} fleet-server serve",
                         help="how to start the server (e.g. a patched one, to compare)")

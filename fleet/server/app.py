@@ -31,9 +31,10 @@ from fleet.server.db import open_database
 from fleet.server.device_auth import DeviceKeys
 from fleet.server.errors import ApiProblem
 from fleet.server.evaluator import AlertEvaluator
-from fleet.server.ingest import HeartbeatIngest
+from fleet.server.ingest import HeartbeatIngest, Ingest
 from fleet.server.routes import add_routes, error_response
 from fleet.server.settings import ServerSettings
+from fleet.server.writer_link import RemoteIngest
 from fleet.wire import MAX_COMMAND_RESULT_BYTES
 from provisioning.ca import FleetCA
 
@@ -102,7 +103,9 @@ def create_app(settings: ServerSettings, *, clock: Callable[[], float] = time.ti
             app[CA] = ca or FleetCA.load(settings.ca_dir)
             app[KEYS] = DeviceKeys.for_settings(db, settings, clock=clock)
             app[REVOKED_CREDENTIALS] = RevokedCredentials(db)
-            ingest = HeartbeatIngest(db, settings, clock)
+            ingest: Ingest = (RemoteIngest(settings.ingest_socket, settings, clock)
+                              if settings.ingest_socket else
+                              HeartbeatIngest(db, settings, clock))
             evaluator = AlertEvaluator(db, settings, clock)
             app[INGEST] = ingest
             app[EVALUATOR] = evaluator

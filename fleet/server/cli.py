@@ -75,7 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args, heartbeat_interval_s=args.interval,
                          run_evaluator=not args.no_evaluator,
                          bundle_signing_key_pem=bundle_key.read_text("ascii")
-                         if bundle_key.is_file() else "")
+                         if bundle_key.is_file() else "",
+                         ingest_socket=args.ingest_socket or "")
     if args.bundle_signing_key and not bundle_key.is_file():
         print(f"no bundle signing key at {bundle_key}", file=sys.stderr)
         return 2
@@ -83,8 +84,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"no fleet CA in {settings.ca_dir}: run `kiosk fleet-server init` first",
               file=sys.stderr)
         return 2
+    if args.role == "writer":
+        from fleet.server.writer import run_writer
+
+        return run_writer(settings, args.ingest_socket)
     if args.workers > 1:
-        return _serve_workers(args)
+        return _serve_workers(args, settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
                         "%(message)s")
     # The SQLite writer thread gives up the GIL at every row it steps; with the default 5 ms
@@ -100,30 +105,80 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_workers(args: argparse.Namespace) -> int:
-    """N server processes on one port (SO_REUSEPORT: the kernel spreads connections). Each is
-    a complete server; they share the database, and one of them wins the evaluator lock.
-    SIGTERM/SIGINT is passed on; the exit code is the first non-zero one of the workers."""
+def _serve_workers(args: argparse.Namespace, settings: Any) -> int:
+    """N server processes on one port (SO_REUSEPORT: the kernel spreads connections), each a
+    complete server; one of them wins the evaluator lock. On SQLite a writer process owns the
+    heartbeat group commit (fleet/server/writer.py): it starts first, the request processes
+    send it their verified heartbeats, and it is restarted if it dies (heartbeats answer 503
+    meanwhile; agents keep them and retry). SIGTERM/SIGINT stops the request processes, then
+    the writer once they are gone (it answers what they still sent). The exit code is the
+    first non-zero one of the request processes."""
+    from fleet.server.writer_link import remove_stale_socket, socket_path_for
+
     asyncio.run(_with_db(args, _no_action))  # tables exist before the workers race for them
-    argv = [sys.executable, "-m", "fleet.server.cli", "serve", "--state-dir", args.state_dir,
-            "--host", args.host, "--port", str(args.port), "--interval", str(args.interval),
-            "--workers", "1", "--reuse-port"]
+    base = [sys.executable, "-m", "fleet.server.cli", "serve", "--state-dir", args.state_dir,
+            "--interval", str(args.interval), "--workers", "1"]
     if args.db:
-        argv += ["--db", args.db]
+        base += ["--db", args.db]
+    if args.bundle_signing_key:
+        base += ["--bundle-signing-key", args.bundle_signing_key]
+    argv = base + ["--host", args.host, "--port", str(args.port), "--reuse-port"]
     if args.no_evaluator:
         argv.append("--no-evaluator")
-    if args.bundle_signing_key:
-        argv += ["--bundle-signing-key", args.bundle_signing_key]
+    writer_argv: list[str] | None = None
+    socket_path = ""
+    if settings.database_url.startswith("sqlite"):
+        socket_path = socket_path_for(settings.state_dir)
+        writer_argv = base + ["--role", "writer", "--ingest-socket", socket_path]
+        argv += ["--ingest-socket", socket_path]
+    stopping = False
+
+    def start_writer() -> subprocess.Popen[bytes] | None:
+        if writer_argv is None:
+            return None
+        remove_stale_socket(socket_path)
+        proc = subprocess.Popen(writer_argv)
+        deadline = time.monotonic() + 20
+        while not os.path.exists(socket_path) and proc.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        return proc
+
+    writer = start_writer()
+    if writer is not None and (writer.poll() is not None or not os.path.exists(socket_path)):
+        print("the heartbeat writer process did not start", file=sys.stderr)
+        if writer.poll() is None:
+            writer.terminate()
+        return 1
     children = [subprocess.Popen(argv) for _ in range(args.workers)]
 
     def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
             if child.poll() is None:
                 child.send_signal(signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    codes = [child.wait() for child in children]
+    while any(child.poll() is None for child in children):
+        if writer is not None and writer.poll() is not None and not stopping:
+            print(f"the heartbeat writer exited ({writer.returncode}); restarting it",
+                  file=sys.stderr, flush=True)
+            time.sleep(0.5)
+            writer = start_writer()
+        time.sleep(0.2)
+    if writer is not None and writer.poll() is None:
+        writer.terminate()
+        try:
+            writer.wait(30)
+        except subprocess.TimeoutExpired:
+            writer.kill()
+            writer.wait()
+    if socket_path:
+        remove_stale_socket(socket_path, final=True)
+    codes = [child.returncode for child in children]
     return next((c for c in codes if c != 0), 0)
 
 
@@ -272,6 +327,9 @@ def build_parser(prog: str = "kiosk fleet-server") -> argparse.ArgumentParser:
                    help="public key kiosks check catalogue/config bundles with, sent at "
                         "enrolment (default: <state-dir>/bundle-signing.pub if present)")
     p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--role", choices=("server", "writer"), default="server",
+                   help=argparse.SUPPRESS)  # "writer": the SQLite writer process (--workers)
+    p.add_argument("--ingest-socket", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("init", parents=[common, pw], help="create the fleet CA and an admin")
     p.add_argument("--admin", default="admin")

@@ -10,7 +10,7 @@ from fleet.server.credentials import RevokedCredentials
 from fleet.server.db import Database
 from fleet.server.device_auth import DeviceKeys
 from fleet.server.evaluator import AlertEvaluator
-from fleet.server.ingest import HeartbeatIngest
+from fleet.server.ingest import Ingest
 from fleet.server.settings import ServerSettings
 from provisioning.ca import FleetCA
 
@@ -19,7 +19,7 @@ CLOCK = web.AppKey("fleet_clock", Callable[[], float])
 DB = web.AppKey("fleet_db", Database)
 CA = web.AppKey("fleet_ca", FleetCA)
 KEYS = web.AppKey("fleet_device_keys", DeviceKeys)
-INGEST = web.AppKey("fleet_ingest", HeartbeatIngest)
+INGEST = web.AppKey("fleet_ingest", Ingest)
 EVALUATOR = web.AppKey("fleet_evaluator", AlertEvaluator)
 
 REVOKED_CREDENTIALS = web.AppKey("fleet_revoked_credentials", RevokedCredentials)

@@ -47,25 +47,27 @@ class Database:
         synchronous engine, on PostgreSQL through the async engine (greenlet bridge). The
         same SQLAlchemy Core statements either way."""
         if self.sync_engine is not None:
-            engine = self.sync_engine
-            lock_fd = self._write_lock_fd()
-
-            def work() -> T:
-                # Writers of several worker processes queue on a file lock (woken at once
-                # when it is released) instead of SQLite's busy handler, which polls with
-                # sleeps of up to 100 ms and would wreck the tail latency.
-                if lock_fd is not None:
-                    fcntl.flock(lock_fd, fcntl.LOCK_EX)
-                try:
-                    with engine.begin() as conn:
-                        return fn(conn)
-                finally:
-                    if lock_fd is not None:
-                        fcntl.flock(lock_fd, fcntl.LOCK_UN)
-
-            return await asyncio.get_running_loop().run_in_executor(self._writer(), work)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._writer(), self.run_blocking, fn)
         async with self.engine.begin() as conn:
             return await conn.run_sync(fn)
+
+    def run_blocking(self, fn: Callable[[sa.Connection], T]) -> T:
+        """SQLite only: `fn(connection)` in one transaction, in the calling thread (the writer
+        process, whose event loop has nothing else to do, runs its batches this way)."""
+        assert self.sync_engine is not None, "run_blocking is for SQLite"
+        lock_fd = self._write_lock_fd()
+        # Writers of several processes queue on a file lock (woken at once when it is
+        # released) instead of SQLite's busy handler, which polls with sleeps of up to 100 ms
+        # and would wreck the tail latency.
+        if lock_fd is not None:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        try:
+            with self.sync_engine.begin() as conn:
+                return fn(conn)
+        finally:
+            if lock_fd is not None:
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
     def _write_lock_fd(self) -> int | None:
         database = self.engine.url.database or ""

@@ -74,12 +74,13 @@ class FleetCollector(Collector):
         yield GaugeMetricFamily("fleet_commands_pending", "Commands not yet answered by their "
                                 "kiosk", value=s.pending_commands)
         yield CounterMetricFamily("fleet_heartbeats_accepted", "Heartbeats stored by this "
-                                  "process", value=s.accepted)
+                                  "process's group commit (with a SQLite writer process: by "
+                                  "the writer, for every request process)", value=s.accepted)
         yield CounterMetricFamily("fleet_heartbeats_refused", "Heartbeats refused at the "
-                                  "counter check (replayed or revoked) by this process",
+                                  "counter check (replayed or revoked) by the group commit",
                                   value=s.refused)
-        yield CounterMetricFamily("fleet_heartbeat_batches", "Group commits of heartbeats by "
-                                  "this process", value=s.batches)
+        yield CounterMetricFamily("fleet_heartbeat_batches", "Group commits of heartbeats (by "
+                                  "this process, or by the writer process)", value=s.batches)
         yield CounterMetricFamily("fleet_heartbeat_batch_failures", "Heartbeat group commits "
                                   "that failed (answered 503)", value=s.batch_failures)
         yield CounterMetricFamily("fleet_heartbeat_batch_seconds", "Time spent writing "

@@ -28,6 +28,9 @@ class ServerSettings:
     batch_window_s: float = 0.0  # extra wait before a flush; 0: flush as soon as the last ends
     run_evaluator: bool = True  # False: this process never evaluates alerts (tests drive it)
     bundle_signing_key_pem: str = ""  # given to kiosks at enrolment (catalogue/config bundles)
+    # Set in the request processes of `serve --workers N` on SQLite: heartbeats go to the
+    # writer process listening here (fleet/server/writer.py) instead of this process's own.
+    ingest_socket: str = ""
 
     @property
     def database_url(self) -> str:

@@ -8,6 +8,7 @@ stopped when the block ends. The agent's tests enrol against it exactly as a kio
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import time
@@ -25,6 +26,8 @@ from fleet.server.context import CA, CLOCK, DB, EVALUATOR, INGEST, KEYS
 from fleet.server.db import Database
 from fleet.server.evaluator import PassReport
 from fleet.server.settings import ServerSettings
+from fleet.server.writer import serve_writer
+from fleet.server.writer_link import remove_stale_socket, socket_path_for
 from fleet.wire import Site
 from provisioning.ca import FleetCA
 
@@ -96,22 +99,51 @@ class RunningFleetServer:
 @contextlib.asynccontextmanager
 async def running_fleet_server(tmp_path: Path, db_url: str | None = None, *,
                                clock: Callable[[], float] = time.time,
+                               writer_process: bool = False,
                                **settings: Any) -> AsyncIterator[RunningFleetServer]:
     """Start a fleet server; `settings` overrides `ServerSettings` fields (e.g.
-    `heartbeat_interval_s=5`, `evaluate_every_s=0.2`, `run_evaluator=False`)."""
+    `heartbeat_interval_s=5`, `evaluate_every_s=0.2`, `run_evaluator=False`).
+    `writer_process`: heartbeats go over the writer link (writer_link.py) to the SQLite
+    writer's code (writer.py), run here as a task instead of a process of its own."""
     state_dir = Path(tmp_path) / "fleet-server"
     state_dir.mkdir(parents=True, exist_ok=True)
     server_settings = dataclasses.replace(ServerSettings(state_dir=state_dir, db_url=db_url or ""),
                                           **settings)
-    ca_dir = server_settings.ca_dir
-    ca = FleetCA.load(ca_dir) if (ca_dir / "ca.crt").exists() else FleetCA.create(ca_dir)
-    app = create_app(server_settings, clock=clock, ca=ca)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
+    async with _writer(server_settings, clock, writer_process) as socket_path:
+        if socket_path:
+            server_settings = dataclasses.replace(server_settings, ingest_socket=socket_path)
+        ca_dir = server_settings.ca_dir
+        ca = FleetCA.load(ca_dir) if (ca_dir / "ca.crt").exists() else FleetCA.create(ca_dir)
+        app = create_app(server_settings, clock=clock, ca=ca)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            yield RunningFleetServer(f"http://127.0.0.1:{port}", app, server_settings)
+        finally:
+            await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def _writer(settings: ServerSettings, clock: Callable[[], float],
+                  wanted: bool) -> AsyncIterator[str]:
+    if not wanted:
+        yield ""
+        return
+    socket_path = socket_path_for(settings.state_dir)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve_writer(settings, socket_path, stop, clock=clock))
     try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        yield RunningFleetServer(f"http://127.0.0.1:{port}", app, server_settings)
+        for _ in range(200):
+            if Path(socket_path).exists() or task.done():
+                break
+            await asyncio.sleep(0.02)
+        if task.done():
+            task.result()  # its exception, if it failed to start
+        yield socket_path
     finally:
-        await runner.cleanup()
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        remove_stale_socket(socket_path, final=True)

@@ -48,10 +48,27 @@ def fleet_clock() -> MovableClock:
     return MovableClock()
 
 
+@pytest.fixture(params=["sqlite", "sqlite-writer", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str | None:
+    """The server tests run on SQLite with heartbeats written in the server's own process,
+    on SQLite through the writer link to the writer (as `serve --workers N` does), and on a
+    fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres").create_database()
+    return None
+
+
+@pytest.fixture
+def writer_process(request: pytest.FixtureRequest, db_url: str | None) -> bool:
+    callspec = getattr(request.node, "callspec", None)
+    return callspec is not None and callspec.params.get("db_url") == "sqlite-writer"
+
+
 @pytest_asyncio.fixture
-async def srv(tmp_path: Path, db_url: str | None,
+async def srv(tmp_path: Path, db_url: str | None, writer_process: bool,
               fleet_clock: MovableClock) -> AsyncIterator[RunningFleetServer]:
     async with running_fleet_server(tmp_path, db_url, clock=fleet_clock,
+                                    writer_process=writer_process,
                                     run_evaluator=False) as server:
         await server.add_user("admin", ADMIN_PASSWORD, "admin")
         yield server
