@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import logging
 import os
@@ -97,12 +98,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # long, which turns a 10 ms batch into 50 ms. A shorter interval keeps batches short.
     sys.setswitchinterval(float(os.environ.get("FLEET_SWITCH_INTERVAL", "0.0005")))
     app = create_app(settings)
+    app.on_startup.append(_freeze_startup_objects)  # after the app's own resources opened
     print(f"fleet server on http://{args.host}:{args.port} "
           f"({'PostgreSQL' if settings.database_url.startswith('postgresql') else 'SQLite'})",
           flush=True)
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None,
                 shutdown_timeout=10, reuse_port=args.reuse_port or None)
     return 0
+
+
+async def _freeze_startup_objects(_app: Any) -> None:
+    freeze_startup_objects()
+
+
+def freeze_startup_objects() -> None:
+    """Keep everything that exists once the server is up out of the cyclic garbage
+    collector's way (gc.freeze). Those ~110,000 objects (modules, models, routes, caches)
+    live as long as the process; without this each full collection walked them all, a
+    40-70 ms pause of the event loop about once a second under load, which was the whole
+    p99 of the heartbeat path."""
+    gc.collect()
+    gc.freeze()
 
 
 def _serve_workers(args: argparse.Namespace, settings: Any) -> int:

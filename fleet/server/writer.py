@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -69,8 +70,10 @@ class _Peer:
 
 async def serve_writer(settings: ServerSettings, socket_path: str,
                        stop: asyncio.Event | None = None, *,
-                       clock: Callable[[], float] = time.time) -> None:
-    """Run until `stop` is set (or SIGTERM when `stop` is None)."""
+                       clock: Callable[[], float] = time.time,
+                       freeze_gc: bool = False) -> None:
+    """Run until `stop` is set (or SIGTERM when `stop` is None). `freeze_gc`: the process
+    is the writer's own (not a test's)."""
     db = open_database(settings.database_url)
     await db.create_tables()
     batcher = Batcher(db, settings, clock, inline=True)
@@ -111,6 +114,9 @@ async def serve_writer(settings: ServerSettings, socket_path: str,
         # the request processes to answer what they still send (the supervisor stops it).
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if freeze_gc:
+        gc.collect()
+        gc.freeze()  # see fleet.server.cli.freeze_startup_objects
     logger.info("heartbeat writer listening on %s", socket_path)
     try:
         await stop.wait()
@@ -135,5 +141,5 @@ async def serve_writer(settings: ServerSettings, socket_path: str,
 def run_writer(settings: ServerSettings, socket_path: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
                         "%(message)s")
-    asyncio.run(serve_writer(settings, socket_path))
+    asyncio.run(serve_writer(settings, socket_path, freeze_gc=True))
     return 0
