@@ -267,18 +267,24 @@ async def enrol_device(call: Call) -> EnrolResponse:
                        bundle_signing_key_pem=s.bundle_signing_key_pem)
 
 
+async def _accept_counter(conn: Any, call: Call) -> None:
+    """Accept this request's counter in the caller's transaction (atomic: a replay or a
+    revoked kiosk matches no row, and the transaction is rolled back with a 401)."""
+    counted = await conn.execute(
+        devices.update().where(devices.c.id == call.device_id,
+                               devices.c.last_counter < call.counter,
+                               devices.c.revoked_at.is_(None))
+        .values(last_counter=call.counter))
+    if counted.rowcount != 1:
+        await conn.rollback()
+        raise await _device_refusal(call)
+
+
 async def _count_request(call: Call) -> None:
-    """Accept this request's counter (atomic: a replay or a revoked kiosk matches no row) in
-    its own transaction, for endpoints that store nothing else."""
+    """Accept this request's counter in its own transaction, for endpoints that store
+    nothing else."""
     async with call.app[DB].engine.begin() as conn:
-        counted = await conn.execute(
-            devices.update().where(devices.c.id == call.device_id,
-                                   devices.c.last_counter < call.counter,
-                                   devices.c.revoked_at.is_(None))
-            .values(last_counter=call.counter))
-        if counted.rowcount != 1:
-            await conn.rollback()
-            raise await _device_refusal(call)
+        await _accept_counter(conn, call)
 
 
 async def open_device_session(call: Call) -> DeviceSessionResponse:
@@ -318,14 +324,7 @@ async def post_command_result(call: Call) -> m.Ok:
         raise ApiProblem(422, "invalid_body", "command_id differs from the URL's")
     db = call.app[DB]
     async with db.engine.begin() as conn:
-        counted = await conn.execute(
-            devices.update().where(devices.c.id == call.device_id,
-                                   devices.c.last_counter < call.counter,
-                                   devices.c.revoked_at.is_(None))
-            .values(last_counter=call.counter))
-        if counted.rowcount != 1:
-            await conn.rollback()
-            raise await _device_refusal(call)
+        await _accept_counter(conn, call)
         row = (await conn.execute(sa.select(commands.c.device_id, commands.c.result_received_at)
                                   .where(commands.c.id == command_id))).first()
         if row is None or row.device_id != call.device_id:
