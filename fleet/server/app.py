@@ -51,7 +51,9 @@ async def api_errors(request: web.Request,
     try:
         return await handler(request)
     except ApiProblem as exc:
-        return error_response(exc.status, exc.code, exc.detail)
+        response = error_response(exc.status, exc.code, exc.detail)
+        response.headers.update(exc.headers)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400 or not _is_api(request):
             raise  # redirects, and the dashboard's own pages (HTML errors)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from math import ceil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -37,6 +38,7 @@ from fleet.server.enrolment import enrol
 from fleet.server.errors import ApiProblem
 from fleet.server.evaluator import refresh_pending_commands
 from fleet.server.ingest import IngestUnavailable
+from fleet.server.login_throttle import LoginThrottle, retry_text
 from fleet.server.schema import commands, devices, events, sites
 from fleet.server.users import User
 from fleet.wire import (
@@ -347,9 +349,17 @@ async def post_command_result(call: Call) -> m.Ok:
 async def login(call: Call) -> m.LoginResponse:
     body: m.LoginRequest = call.body
     db = call.app[DB]
+    throttle = LoginThrottle(db)
+    wait = await throttle.retry_after(body.username, call.now)
+    if wait > 0:
+        raise ApiProblem(429, "too_many_attempts",
+                         f"too many failed logins for this user: try again in "
+                         f"{retry_text(wait)[1]}", headers={"Retry-After": str(ceil(wait))})
     user = await users_mod.check_credentials(db, body.username, body.password)
     if user is None:
+        await throttle.failed(body.username, call.now)
         raise ApiProblem(401, "bad_credentials", "wrong user name or password")
+    await throttle.succeeded(body.username)
     token, expires_at = await users_mod.issue_token(
         db, user, "bearer", ttl_s=call.app[SETTINGS].session_ttl_s, now=call.now)
     return m.LoginResponse(token=token, expires_at=expires_at, user=m.UserInfo(
@@ -588,7 +598,8 @@ ROUTES: tuple[Route, ...] = (
       body=CommandResult, response=m.Ok, max_body=MAX_COMMAND_RESULT_BYTES, errors=(409,)),
     # ops users
     R("POST", f"{API}/auth/login", login, "Log in: user name and password → bearer token",
-      "auth", auth="none", body=m.LoginRequest, response=m.LoginResponse, errors=(401,)),
+      "auth", auth="none", body=m.LoginRequest, response=m.LoginResponse,
+      errors=(401, 429)),
     R("POST", f"{API}/auth/logout", logout, "Revoke this bearer token", "auth",
       response=m.Ok),
     R("GET", f"{API}/me", whoami, "Who am I (role, regions)", "auth", response=m.UserInfo),

@@ -284,3 +284,14 @@ revoked_credentials = sa.Table(
     sa.Column("revoked_by", sa.String(64), nullable=False),
     sa.Column("note", sa.String(500), nullable=False, server_default=""),
 )
+
+# Failed ops logins per user name (fleet/server/login_throttle.py): shared by every server
+# process and host, so the limit holds behind a load balancer.
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),  # as typed, also for unknown names
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_at", Time, nullable=False),  # the last failure (counts reset after a quiet window)
+    sa.Column("locked_until", Time, nullable=False, server_default="0"),
+)

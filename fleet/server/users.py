@@ -13,9 +13,11 @@ nobody in.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -152,14 +154,9 @@ async def check_credentials(db: Database, name: str, password: str) -> User | No
     async with db.engine.connect() as conn:
         row = (await conn.execute(sa.select(users).where(users.c.name == name))).first()
     if row is None:
-        try:
-            _hasher.verify(_DUMMY_HASH, password)
-        except VerificationError:
-            pass
+        await _verify(_DUMMY_HASH, password)  # the same time as a known name
         return None
-    try:
-        _hasher.verify(row.password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
+    if not await _verify(row.password_hash, password):
         return None
     if row.disabled_at is not None:
         return None
@@ -168,6 +165,24 @@ async def check_credentials(db: Database, name: str, password: str) -> User | No
             await conn.execute(users.update().where(users.c.id == row.id)
                                .values(password_hash=hash_password(password)))
     return _user(row)
+
+
+# argon2 takes ~0.25 s of CPU and 64 MiB per check: run off the event loop (heartbeats keep
+# flowing during a login) and at most two at once per process (a burst of logins cannot take
+# the memory). argon2-cffi releases the GIL while it hashes.
+_HASHING = threading.BoundedSemaphore(2)
+
+
+def _verify_blocking(password_hash: str, password: str) -> bool:
+    with _HASHING:
+        try:
+            return bool(_hasher.verify(password_hash, password))
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+
+async def _verify(password_hash: str, password: str) -> bool:
+    return await asyncio.to_thread(_verify_blocking, password_hash, password)
 
 
 def _token_hash(token: str) -> str:

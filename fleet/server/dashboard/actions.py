@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from math import ceil
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +24,7 @@ from fleet.server.context import CLOCK, DB, KEYS, SETTINGS
 from fleet.server.dashboard import labels, sessions
 from fleet.server.dashboard.access import Viewer, action, error_page, safe_next, viewer_for
 from fleet.server.dashboard.render import render
+from fleet.server.login_throttle import LoginThrottle, retry_text
 from fleet.server.schema import sites
 
 _IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
@@ -64,11 +66,24 @@ async def login(request: web.Request) -> web.StreamResponse:
         return _login_form(request, status=403, username=username,
                            error="登录表单已过期，请重新输入 / the login form expired: try again")
     db = request.app[DB]
+    now = request.app[CLOCK]()
+    throttle = LoginThrottle(db)
+    wait = await throttle.retry_after(username, now) if username else 0.0
+    if wait > 0:
+        zh, en = retry_text(wait)
+        response = _login_form(request, status=429, username=username,
+                               error=f"登录失败次数过多，请 {zh}后再试 / too many failed "
+                                     f"logins: try again in {en}")
+        response.headers["Retry-After"] = str(ceil(wait))
+        return response
     user = (await users_mod.check_credentials(db, username, password)
             if username and password else None)
     if user is None:
+        if username:
+            await throttle.failed(username, now)
         return _login_form(request, status=401, username=username,
                            error="用户名或密码错误 / wrong user name or password")
+    await throttle.succeeded(username)
     settings = request.app[SETTINGS]
     token, _ = await users_mod.issue_token(db, user, "session", ttl_s=settings.session_ttl_s,
                                            now=request.app[CLOCK]())
