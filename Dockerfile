@@ -25,9 +25,9 @@ WORKDIR /src
 # building it in a clean venv and running both services, see docs/deploy.md), so pip cannot
 # quietly pull an unpinned version.
 COPY requirements.lock ./
-RUN grep -E '^(aiohappyeyeballs|aiohttp|aiohttp-jinja2|aiosignal|aiosqlite|annotated-types|argon2-cffi|argon2-cffi-bindings|asyncpg|attrs|cffi|cryptography|frozenlist|greenlet|idna|Jinja2|MarkupSafe|multidict|pillow|prometheus_client|propcache|pycparser|pydantic|pydantic_core|python-json-logger|segno|setuptools|SQLAlchemy|typing-inspection|typing_extensions|yarl)==' \
+RUN grep -E '^(aiohappyeyeballs|aiohttp|alembic|aiohttp-jinja2|aiosignal|aiosqlite|annotated-types|argon2-cffi|argon2-cffi-bindings|asyncpg|attrs|cffi|cryptography|frozenlist|greenlet|idna|Jinja2|Mako|MarkupSafe|multidict|pillow|prometheus_client|propcache|pycparser|pydantic|pydantic_core|python-json-logger|segno|setuptools|SQLAlchemy|typing-inspection|typing_extensions|yarl)==' \
         requirements.lock > server-requirements.txt \
-    && test "$(wc -l < server-requirements.txt)" -eq 31 \
+    && test "$(wc -l < server-requirements.txt)" -eq 33 \
     && pip install --no-cache-dir --no-deps -r server-requirements.txt
 
 # The project itself, without its declared dependencies (the client side's are not wanted).

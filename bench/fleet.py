@@ -70,6 +70,7 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 
 from fleet.server import ops  # noqa: E402
 from fleet.server.db import open_database  # noqa: E402
+from fleet.server.migrate import migrate  # noqa: E402
 from fleet.server.enrolment import new_device_id  # noqa: E402
 from fleet.server.schema import devices  # noqa: E402
 from fleet.wire import Heartbeat, Site  # noqa: E402
@@ -149,7 +150,7 @@ async def create_kiosks(state_dir: Path, count: int) -> list[dict[str, str]]:
     now = time.time()
     site_of_kiosk = [f"bench-{i // KIOSKS_PER_SITE:05d}" for i in range(count)]
     try:
-        await db.create_tables()
+        await migrate(db)
         for s, site_id in enumerate(dict.fromkeys(site_of_kiosk)):
             await ops.create_site(db, Site(
                 site_id=site_id, site_type=SITE_TYPES[s % len(SITE_TYPES)],

@@ -32,6 +32,7 @@ from fleet.server.device_auth import DeviceKeys
 from fleet.server.errors import ApiProblem
 from fleet.server.evaluator import AlertEvaluator
 from fleet.server.ingest import HeartbeatIngest, Ingest
+from fleet.server.migrate import migrate
 from fleet.server.routes import add_routes, error_response
 from fleet.server.settings import ServerSettings
 from fleet.server.writer_link import RemoteIngest
@@ -100,7 +101,7 @@ def create_app(settings: ServerSettings, *, clock: Callable[[], float] = time.ti
     async def resources(app: web.Application) -> AsyncIterator[None]:
         db = open_database(settings.database_url)
         try:
-            await db.create_tables()
+            await migrate(db)
             app[DB] = db
             app[CA] = ca or FleetCA.load(settings.ca_dir)
             app[KEYS] = DeviceKeys.for_settings(db, settings, clock=clock)

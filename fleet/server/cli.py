@@ -1,6 +1,7 @@
 """`kiosk fleet-server ...`: run the fleet server and do the first ops chores from a shell.
 
     serve   --state-dir DIR [--db URL] [--host H] [--port P] [--workers N]
+    migrate --state-dir DIR [--db URL]                 (schema to this version; serve does it too)
     init    --state-dir DIR [--db URL] --admin NAME    (fleet CA + first admin user)
     users add NAME --role viewer|operator|admin [--region 320200 ...]
     sites add --id ID --type bank|post|telecom|hall --name N --region 320205 --lon X --lat Y
@@ -42,12 +43,13 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Any:
 
 async def _with_db(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) -> int:
     from fleet.server.db import open_database
+    from fleet.server.migrate import migrate
 
     settings = _settings(args)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings.database_url)
     try:
-        await db.create_tables()
+        await migrate(db)
         return await action(db)
     finally:
         await db.dispose()
@@ -202,6 +204,14 @@ async def _no_action(_db: Any) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from fleet.server.migrate import run_migrate
+
+    settings = _settings(args)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(run_migrate(settings.database_url))
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from fleet.server import users
     from provisioning.ca import FleetCA
@@ -347,6 +357,10 @@ def build_parser(prog: str = "kiosk fleet-server") -> argparse.ArgumentParser:
                    help=argparse.SUPPRESS)  # "writer": the SQLite writer process (--workers)
     p.add_argument("--ingest-socket", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("migrate", parents=[common],
+                       help="bring the database schema to this version's (servers also do "
+                            "it at start)")
+    p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("init", parents=[common, pw], help="create the fleet CA and an admin")
     p.add_argument("--admin", default="admin")
     p.set_defaults(func=cmd_init)

@@ -21,7 +21,6 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from fleet.server.schema import metadata
 
 
 class DatabaseUrlError(ValueError):
@@ -56,7 +55,7 @@ class Database:
         """SQLite only: `fn(connection)` in one transaction, in the calling thread (the writer
         process, whose event loop has nothing else to do, runs its batches this way)."""
         assert self.sync_engine is not None, "run_blocking is for SQLite"
-        lock_fd = self._write_lock_fd()
+        lock_fd = self.write_lock_fd()
         # Writers of several processes queue on a file lock (woken at once when it is
         # released) instead of SQLite's busy handler, which polls with sleeps of up to 100 ms
         # and would wreck the tail latency.
@@ -69,7 +68,8 @@ class Database:
             if lock_fd is not None:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
-    def _write_lock_fd(self) -> int | None:
+    def write_lock_fd(self) -> int | None:
+        """SQLite: the file lock writers of every process queue on (None: in-memory)."""
         database = self.engine.url.database or ""
         if self._lock_fd is None and database not in ("", ":memory:"):
             self._lock_fd = os.open(database + ".write.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -87,10 +87,6 @@ class Database:
     @property
     def is_postgresql(self) -> bool:
         return self.engine.dialect.name == "postgresql"
-
-    async def create_tables(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -22,6 +22,7 @@ from typing import Any
 
 from fleet.server.db import open_database
 from fleet.server.ingest import Batcher, IngestUnavailable
+from fleet.server.migrate import migrate
 from fleet.server.settings import ServerSettings
 from fleet.server.writer_link import (
     UNAVAILABLE,
@@ -75,7 +76,7 @@ async def serve_writer(settings: ServerSettings, socket_path: str,
     """Run until `stop` is set (or SIGTERM when `stop` is None). `freeze_gc`: the process
     is the writer's own (not a test's)."""
     db = open_database(settings.database_url)
-    await db.create_tables()
+    await migrate(db)
     batcher = Batcher(db, settings, clock, inline=True)
     await batcher.start()
     peers: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
