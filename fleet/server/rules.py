@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 from fleet.wire import Heartbeat
@@ -133,7 +133,9 @@ def health_of(conditions: list[Condition]) -> str:
 
 
 def encode(conditions: list[Condition]) -> str:
-    return json.dumps([asdict(c) for c in conditions], ensure_ascii=False, separators=(",", ":"))
+    if not conditions:  # most heartbeats (this runs for every one)
+        return "[]"
+    return json.dumps([vars(c) for c in conditions], ensure_ascii=False, separators=(",", ":"))
 
 
 def decode(text: str) -> list[Condition]:
@@ -147,4 +149,9 @@ def digest(text: str) -> str:
 def identity_digest(conditions: list[Condition]) -> str:
     """What the alert evaluator must react to: which conditions, how bad, who acts. Not the
     message, which may carry a number that moves at every heartbeat (the clock skew)."""
+    if not conditions:
+        return _NO_CONDITIONS_DIGEST
     return digest("|".join(f"{c.rule}:{c.subject}:{c.severity}:{c.actor}" for c in conditions))
+
+
+_NO_CONDITIONS_DIGEST = digest("")
