@@ -40,6 +40,7 @@ from kiosk.items.registry import Offer
 from kiosk.journey import FailureKind, Journey, JourneyFailure, Outcome
 from kiosk.platform.api import PlatformError, RatingLevel
 from kiosk.session import CITIZEN_STATES, EndReason, SessionMachine, State, Transition
+from kiosk.tasks import TaskSet
 
 _log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ class Conductor:
         self.maintenance_notice: Notice | None = None
         self.selftests: list[Any] = []
         # --------------------------------------------------------------------------------
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet(_log, "conductor task")
         self._watchers: list[asyncio.Task] = []
         self._busy = False
         self._counted = False  # this journey's end was counted (telemetry)
@@ -237,17 +238,6 @@ class Conductor:
             undo()
         self._undo.clear()
 
-    def _spawn(self, coro) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("conductor task failed", exc_info=task.exception())
-
     # -- machine → pages ---------------------------------------------------------------------
     def _on_transition(self, event: Transition) -> None:
         page = _PAGE_OF_STATE.get(event.current)
@@ -261,8 +251,7 @@ class Conductor:
         if self.item is not None and self.journey is not None and not self._counted:
             self._finished("abandoned")
         self._counted = False
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
         if self.journey is not None:
             self.journey.detach()
         self.identity = None
@@ -382,7 +371,7 @@ class Conductor:
             self.machine.start()
         self.way, self._code, self.identity = Way.CODE, code, None
         if self.item is not None:  # re-scanned for an item already chosen
-            self._spawn(self.choose(self.item.id))
+            self._tasks.spawn(self.choose(self.item.id))
             return
         self._to_catalogue()
 
@@ -393,7 +382,7 @@ class Conductor:
         self.identity, self.way, self._code = identity, way, None
         self.machine.activity()
         if self.item is not None:
-            self._spawn(self.choose(self.item.id))
+            self._tasks.spawn(self.choose(self.item.id))
             return
         self._to_catalogue()
 
@@ -627,7 +616,7 @@ class Conductor:
             self._problem(exc.message_key, (Action.BACK, Action.EXIT), exc)
             return
         self._show(Page.WORKING)
-        self._spawn(self._work())
+        self._tasks.spawn(self._work())
 
     async def _work(self) -> None:
         journey = self.journey
@@ -674,7 +663,7 @@ class Conductor:
                 self.telemetry.printed("receipt")
             self._changed()
 
-        self._spawn(go())
+        self._tasks.spawn(go())
 
     def take_away(self) -> list[str]:
         """Reminders for the result page: what to take from the kiosk."""
@@ -763,7 +752,7 @@ class Conductor:
             if self.item is not None:
                 item_id = self.item.id
                 self.back_to_catalogue()
-                self._spawn(self.choose(item_id))
+                self._tasks.spawn(self.choose(item_id))
 
     # -- service and maintenance -----------------------------------------------------------
     def _credential_scanned(self, text: str) -> None:
@@ -814,7 +803,7 @@ class Conductor:
         device = self.services.devices.devices.get(device_key)
         refresh = getattr(device, "refresh_status", None) or getattr(device, "refresh", None)
         if refresh is not None:
-            self._spawn(refresh())
+            self._tasks.spawn(refresh())
         _log.info("maintenance: paper reloaded on %s (acknowledged)", device_key)
 
     # -- privacy -----------------------------------------------------------------------------

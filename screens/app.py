@@ -31,6 +31,7 @@ from kiosk import sdnotify
 from kiosk.runtime import Runtime
 from kiosk.session import CITIZEN_STATES, EndReason, State, Transition
 from kiosk.speech import Speaker
+from kiosk.tasks import TaskSet
 from screens import theme
 from screens import widgets  # noqa: F401  (registers the widget classes used in kv)
 from screens.screens import KV_FILES, SCREENS, KioskScreen, ScreenFrame  # noqa: F401
@@ -94,7 +95,7 @@ class KioskApp(App):
         self.services_ready = asyncio.Event()
         self.services_error: BaseException | None = None
         self._services_stack: contextlib.AsyncExitStack | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet(_log, "UI task")
         self.page_shown_at = 0.0  # monotonic time the current page was last (re)built
         self.page_drawn_at = 0.0  # ... and the first frame after that (bench/ui.py)
         self._draw_pending = False
@@ -236,8 +237,7 @@ class KioskApp(App):
 
     async def close_services(self) -> None:
         stack, self._services_stack = self._services_stack, None
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
         if stack is not None:
             try:
                 await asyncio.wait_for(stack.aclose(), timeout=20)
@@ -249,15 +249,7 @@ class KioskApp(App):
 
     def run_task(self, coro) -> asyncio.Task:
         """Run a coroutine on the app's loop (a conductor step after a tap)."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("UI task failed", exc_info=task.exception())
+        return self._tasks.spawn(coro)
 
     def screen(self, state: State | str) -> KioskScreen:
         assert self.screen_manager is not None

@@ -4,21 +4,28 @@
 - `Needles` — every form a test citizen's data can take on disk (UTF-8, UTF-16LE as on the
   ID card's SAM text block, GBK as on the 社保卡, JSON `\\uXXXX` escapes, lower-case x,
   grouped ID and phone numbers) and `search_tree()` that reads whole files as raw bytes;
-- `png_text_chunks()` — a PNG's text metadata (tEXt, zTXt, iTXt), decompressed.
+- `png_text_chunks()` — a PNG's text metadata (tEXt, zTXt, iTXt), decompressed;
+- `running_sandbox()` — `kiosk sandbox` as a process of its own on a free port.
 The session's one pcscd is the `pcscd` fixture in tests/conftest.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import struct
+import subprocess
+import sys
+import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kiosk.platform.sandbox.seed import CITIZENS, SeedCitizen
+from tests.fleet.conftest import free_port
 
 
 async def until(predicate: Callable[[], Awaitable[object]], timeout: float = 15.0,
@@ -148,3 +155,34 @@ def png_text_chunks(data: bytes) -> list[tuple[str, bytes]]:
         elif name == "IEND":
             break
     return out
+
+
+@contextlib.contextmanager
+def running_sandbox(data: Path, submit_delay: float) -> Iterator[tuple[str, Path]]:
+    """`kiosk sandbox` in its own process, answering a new application `submit_delay` s after
+    storing it (so a kill can land while the platform has the case and the kiosk does not
+    know yet): (its URL, its SQLite file)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [Path(sys.executable).with_name("kiosk"), "sandbox", "--port", str(port),
+         "--data", str(data), "--submit-delay", str(submit_delay)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("sandbox did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", data / "sandbox.sqlite3"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -27,7 +27,6 @@ import contextlib
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -90,34 +89,15 @@ if __name__ == "__main__":
 import pytest  # noqa: E402 - the app above must not need pytest
 
 from tests.fleet.agent.test_agent_e2e import (  # noqa: E402
-    _app_state, _children, enrolled, free_port, heartbeats_of, rows,
+    _app_state, _children, enrolled, heartbeats_of, rows,
 )
-from tests.reliability.conftest import until  # noqa: E402
+from tests.reliability.conftest import running_sandbox, until  # noqa: E402
 
 
 @pytest.fixture
 def sandbox(tmp_path):
-    port = free_port()
-    data = tmp_path / "sandbox"
-    proc = subprocess.Popen(
-        [KIOSK, "sandbox", "--port", str(port), "--data", str(data), "--submit-delay", "4"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    import socket
-
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("sandbox did not start")
-            time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", data / "sandbox.sqlite3"
-    proc.terminate()
-    proc.wait(10)
+    with running_sandbox(tmp_path / "sandbox", submit_delay=4) as found:
+        yield found
 
 
 def _outbox(data: Path) -> list[tuple[str, str, str | None]]:

@@ -13,7 +13,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,41 +21,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.reliability.conftest import running_sandbox
+
 KIOSK = Path(sys.executable).with_name("kiosk")
 KILLS = 50  # the issue asks for at least 50 kills
 MAX_ROUNDS = 120
 SEED = int(os.environ.get("KILL_TEST_SEED", "20261122"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def sandbox(tmp_path):
-    port = free_port()
-    data = tmp_path / "sandbox"
-    proc = subprocess.Popen(
-        # The sandbox answers a new application 0.6 s after storing it: kills land while the
-        # platform has the case and the kiosk does not know yet, as on a slow network.
-        [KIOSK, "sandbox", "--port", str(port), "--data", str(data), "--submit-delay", "0.6"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("sandbox did not start")
-            time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", data / "sandbox.sqlite3"
-    proc.terminate()
-    proc.wait(10)
+    # The sandbox answers a new application 0.6 s after storing it: kills land while the
+    # platform has the case and the kiosk does not know yet, as on a slow network.
+    with running_sandbox(tmp_path / "sandbox", submit_delay=0.6) as found:
+        yield found
 
 
 def test_killed_submissions_end_as_exactly_one_case_each(sandbox, tmp_path):
