@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleet.server.ingest import IngestUnavailable
 from fleet.server.settings import ServerSettings
@@ -68,3 +70,24 @@ async def test_without_a_writer_heartbeats_are_unavailable_not_acknowledged(tmp_
         await ingest.submit("kiosk-1", 2, hb, hb.model_dump_json(), time.time())
     assert time.monotonic() - started < 1
     await ingest.stop()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=64),
+    st.binary(max_size=60).map(lambda b: struct.pack(">I", len(b)) + b),
+    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                 lambda inner: st.lists(inner, max_size=3)
+                 | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=8)
+      .map(lambda v: pack({"t": "hb", "items": v}) if isinstance(v, list) else
+           struct.pack(">I", len(repr(v))) + repr(v).encode()),
+))
+def test_junk_frames_raise_only_the_errors_the_link_handles(data):
+    async def read() -> object:
+        return await read_message(_reader(data))
+
+    try:
+        message = asyncio.run(read())
+    except (ValueError, asyncio.IncompleteReadError):
+        return  # the link closes with a logged error; nothing else escapes
+    assert isinstance(message, dict)
